@@ -1,0 +1,69 @@
+//! Client-side errors and the codes JS sees (SPEC §3). Server errors are not here: they travel as
+//! `Reply::Error` and keep their first word as the code. No message built here ever includes a
+//! password or a caller's argument values.
+
+use std::fmt;
+
+/// The client error codes of SPEC §3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    NoKey,
+    InvalidArg,
+    Closed,
+    QueueFull,
+    Timeout,
+    MaxRedirections,
+    ConnectionRefused,
+    /// The connection dropped after a write was sent: it may or may not have been applied.
+    ConnectionLost,
+    NotACluster,
+    NoSlotMap,
+    Protocol,
+    ClusterDown,
+}
+
+impl ErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorKind::NoKey => "NO_KEY",
+            ErrorKind::InvalidArg => "INVALID_ARG",
+            ErrorKind::Closed => "CLOSED",
+            ErrorKind::QueueFull => "QUEUE_FULL",
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::MaxRedirections => "MAX_REDIRECTIONS",
+            ErrorKind::ConnectionRefused => "ECONNREFUSED",
+            ErrorKind::ConnectionLost => "CONNECTION_LOST",
+            ErrorKind::NotACluster => "NOT_A_CLUSTER",
+            ErrorKind::NoSlotMap => "NO_SLOT_MAP",
+            ErrorKind::Protocol => "PROTOCOL",
+            ErrorKind::ClusterDown => "CLUSTERDOWN",
+        }
+    }
+}
+
+/// A client-side error: a code and a human sentence saying what failed and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub message: String,
+    /// For NO_SLOT_MAP: what each seed said, as (address, code, message).
+    pub causes: Vec<(String, String, String)>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,418 @@
+//! RESP2 values and a streaming decoder/encoder.
+//!
+//! The decoder is incremental: `Decoder::decode` consumes nothing and returns `Ok(None)` when the
+//! buffer holds only part of a frame, and remembers how many bytes a pending bulk needs so a large
+//! reply trickling in is not re-parsed from the start on every read (that would be O(n²)).
+//! Limits (bulk size, aggregate length, nesting depth, line length) are checked before anything is
+//! allocated, so a hostile header cannot make us reserve memory in proportion to what it claims.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// A reply from a Redis server (RESP2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Status(Bytes),
+    Error(Bytes),
+    Int(i64),
+    Bulk(Bytes),
+    Nil,
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    /// The text of a status, error or bulk reply, if it is one of those.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Reply::Status(b) | Reply::Error(b) | Reply::Bulk(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// Why a byte stream could not be decoded. After any of these the connection must be closed:
+/// nobody knows any more which reply belongs to which request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "protocol error: {}", self.0)
+    }
+}
+
+/// Upper bounds enforced while decoding.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_bulk: usize,
+    pub max_aggregate: usize,
+    pub max_depth: usize,
+    pub max_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // 512 MiB is the server's own proto-max-bulk-len default.
+        Limits {
+            max_bulk: 512 * 1024 * 1024,
+            max_aggregate: u32::MAX as usize,
+            max_depth: 128,
+            max_line: 64 * 1024,
+        }
+    }
+}
+
+/// The most entries reserved up front for an array, whatever its header claims.
+const MAX_PREALLOC: usize = 1024;
+
+/// A streaming RESP2 decoder.
+#[derive(Debug, Default)]
+pub struct Decoder {
+    limits: Limits,
+    /// Total buffer length the last incomplete parse proved necessary; no parse before then.
+    need: usize,
+}
+
+enum Step {
+    Done(usize),
+    Incomplete(usize),
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder { limits, need: 0 }
+    }
+
+    /// Decodes one frame from the front of `buf`, consuming exactly its bytes.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, ProtocolError> {
+        if buf.len() < self.need || buf.is_empty() {
+            return Ok(None);
+        }
+        let frozen: &[u8] = &buf[..];
+        match self.parse(frozen, 0, 0)? {
+            Step::Done(end) => {
+                // Re-run with shared Bytes so bulk payloads are zero-copy slices of the buffer.
+                let bytes = buf.split_to(end).freeze();
+                self.need = 0;
+                match Self::build(&bytes, 0)? {
+                    (reply, used) if used == end => Ok(Some(reply)),
+                    _ => Err(ProtocolError("inconsistent frame".into())),
+                }
+            }
+            Step::Incomplete(need) => {
+                self.need = need;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Validates one frame starting at `pos` and returns where it ends, without allocating.
+    fn parse(&self, b: &[u8], pos: usize, depth: usize) -> Result<Step, ProtocolError> {
+        if depth > self.limits.max_depth {
+            return Err(ProtocolError("nesting too deep".into()));
+        }
+        if pos >= b.len() {
+            return Ok(Step::Incomplete(pos + 1));
+        }
+        let Some(line_end) = find_crlf(b, pos + 1, self.limits.max_line)? else {
+            return Ok(Step::Incomplete(b.len() + 1));
+        };
+        let line = &b[pos + 1..line_end];
+        let next = line_end + 2;
+        match b[pos] {
+            b'+' | b'-' => Ok(Step::Done(next)),
+            b':' => {
+                parse_int(line)?;
+                Ok(Step::Done(next))
+            }
+            b'$' => {
+                let len = parse_int(line)?;
+                if len == -1 {
+                    return Ok(Step::Done(next));
+                }
+                let len = self.length(len, self.limits.max_bulk, "bulk")?;
+                let end = next + len + 2;
+                if b.len() < end {
+                    return Ok(Step::Incomplete(end));
+                }
+                if &b[next + len..end] != b"\r\n" {
+                    return Err(ProtocolError("bulk string not terminated by CRLF".into()));
+                }
+                Ok(Step::Done(end))
+            }
+            b'*' => {
+                let n = parse_int(line)?;
+                if n == -1 {
+                    return Ok(Step::Done(next));
+                }
+                let n = self.length(n, self.limits.max_aggregate, "array")?;
+                let mut at = next;
+                for _ in 0..n {
+                    match self.parse(b, at, depth + 1)? {
+                        Step::Done(end) => at = end,
+                        inc => return Ok(inc),
+                    }
+                }
+                Ok(Step::Done(at))
+            }
+            t => Err(ProtocolError(format!("unknown type byte 0x{t:02x}"))),
+        }
+    }
+
+    fn length(&self, n: i64, max: usize, what: &str) -> Result<usize, ProtocolError> {
+        if n < 0 || n as u64 > max as u64 {
+            return Err(ProtocolError(format!("{what} length {n} out of range")));
+        }
+        Ok(n as usize)
+    }
+
+    /// Builds the value of a frame already validated by `parse`.
+    fn build(b: &Bytes, pos: usize) -> Result<(Reply, usize), ProtocolError> {
+        let line_end = find_crlf(b, pos + 1, usize::MAX)?.ok_or_else(truncated)?;
+        let line = &b[pos + 1..line_end];
+        let next = line_end + 2;
+        Ok(match b[pos] {
+            b'+' => (Reply::Status(b.slice(pos + 1..line_end)), next),
+            b'-' => (Reply::Error(b.slice(pos + 1..line_end)), next),
+            b':' => (Reply::Int(parse_int(line)?), next),
+            b'$' => match parse_int(line)? {
+                -1 => (Reply::Nil, next),
+                len => {
+                    let len = len as usize;
+                    (Reply::Bulk(b.slice(next..next + len)), next + len + 2)
+                }
+            },
+            b'*' => match parse_int(line)? {
+                -1 => (Reply::Nil, next),
+                n => {
+                    let n = n as usize;
+                    let mut items = Vec::with_capacity(n.min(MAX_PREALLOC));
+                    let mut at = next;
+                    for _ in 0..n {
+                        let (item, end) = Self::build(b, at)?;
+                        items.push(item);
+                        at = end;
+                    }
+                    (Reply::Array(items), at)
+                }
+            },
+            _ => return Err(truncated()),
+        })
+    }
+}
+
+fn truncated() -> ProtocolError {
+    ProtocolError("truncated frame".into())
+}
+
+/// Position of the CR of the first CRLF at or after `from`, or None if not there yet.
+fn find_crlf(b: &[u8], from: usize, max_line: usize) -> Result<Option<usize>, ProtocolError> {
+    let window = &b[from.min(b.len())..];
+    match window.iter().position(|&c| c == b'\r' || c == b'\n') {
+        Some(i) => {
+            let at = from + i;
+            if b[at] == b'\n' {
+                return Err(ProtocolError("LF without CR".into()));
+            }
+            if at + 1 >= b.len() {
+                return Ok(None);
+            }
+            if b[at + 1] != b'\n' {
+                return Err(ProtocolError("CR without LF".into()));
+            }
+            Ok(Some(at))
+        }
+        None if window.len() > max_line => Err(ProtocolError("line too long".into())),
+        None => Ok(None),
+    }
+}
+
+/// Parses a RESP integer strictly: optional '-', then 1..=19 digits, no spaces or '+'.
+fn parse_int(s: &[u8]) -> Result<i64, ProtocolError> {
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(ProtocolError("invalid integer".into()));
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        v = v
+            .checked_mul(10)
+            .and_then(|v| v.checked_add((d - b'0') as i64))
+            .ok_or_else(|| ProtocolError("integer overflow".into()))?;
+    }
+    Ok(if neg { -v } else { v })
+}
+
+/// Appends a command (an array of bulk strings) to `out`.
+pub fn encode_command<A: AsRef<[u8]>>(out: &mut BytesMut, args: &[A]) {
+    out.reserve(16 + args.iter().map(|a| a.as_ref().len() + 16).sum::<usize>());
+    put_header(out, b'*', args.len());
+    for a in args {
+        let a = a.as_ref();
+        put_header(out, b'$', a.len());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn put_header(out: &mut BytesMut, kind: u8, n: usize) {
+    let mut tmp = [0u8; 24];
+    let mut i = tmp.len();
+    let mut v = n;
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&[kind]);
+    out.extend_from_slice(&tmp[i..]);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Encodes a reply as a server would send it (tests and fake servers use this).
+pub fn encode_reply(out: &mut BytesMut, r: &Reply) {
+    match r {
+        Reply::Status(s) => {
+            out.extend_from_slice(b"+");
+            out.extend_from_slice(s);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Error(s) => {
+            out.extend_from_slice(b"-");
+            out.extend_from_slice(s);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Int(i) => out.extend_from_slice(format!(":{i}\r\n").as_bytes()),
+        Reply::Bulk(b) => {
+            put_header(out, b'$', b.len());
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        }
+        Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+        Reply::Array(items) => {
+            put_header(out, b'*', items.len());
+            for i in items {
+                encode_reply(out, i);
+            }
+        }
+    }
+}
+
+/// Drops `n` bytes from the front of a buffer (kept for callers that skip data).
+pub fn advance(buf: &mut BytesMut, n: usize) {
+    buf.advance(n);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(bytes: &[u8]) -> Result<Option<Reply>, ProtocolError> {
+        Decoder::default().decode(&mut BytesMut::from(bytes))
+    }
+
+    fn sample() -> Reply {
+        Reply::Array(vec![
+            Reply::Status("OK".into()),
+            Reply::Int(-42),
+            Reply::Bulk(Bytes::from_static(b"a\r\nb\0")),
+            Reply::Nil,
+            Reply::Array(vec![Reply::Error("ERR x".into()), Reply::Array(vec![])]),
+        ])
+    }
+
+    #[test]
+    fn a_frame_round_trips_at_every_split_point() {
+        let mut enc = BytesMut::new();
+        encode_reply(&mut enc, &sample());
+        for split in 0..enc.len() {
+            let mut d = Decoder::default();
+            let mut buf = BytesMut::from(&enc[..split]);
+            assert_eq!(d.decode(&mut buf).unwrap(), None, "split {split}");
+            assert_eq!(buf.len(), split, "nothing consumed on a prefix");
+            buf.extend_from_slice(&enc[split..]);
+            assert_eq!(d.decode(&mut buf).unwrap(), Some(sample()));
+            assert!(buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn two_frames_decode_one_after_the_other() {
+        let mut buf = BytesMut::from(&b":1\r\n$2\r\nhi\r\n"[..]);
+        let mut d = Decoder::default();
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(Reply::Int(1)));
+        assert_eq!(d.decode(&mut buf).unwrap(), Some(Reply::Bulk("hi".into())));
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        for bad in [
+            &b"&x\r\n"[..],
+            b"$-2\r\n",
+            b"*-2\r\n",
+            b"$\r\n",
+            b"$ 1\r\n",
+            b"$+1\r\n",
+            b":99999999999999999999\r\n",
+            b"+ok\rx",
+            b"+ok\n",
+            b"$2\r\nabXY",
+        ] {
+            assert!(dec(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn huge_headers_are_refused_before_allocating() {
+        assert!(
+            dec(b"$1073741824\r\n").is_err(),
+            "1 GiB is above the 512 MiB default"
+        );
+        let mut d = Decoder::new(Limits {
+            max_bulk: 16 << 20,
+            ..Limits::default()
+        });
+        assert!(d
+            .decode(&mut BytesMut::from(&b"$1073741824\r\n"[..]))
+            .is_err());
+        assert!(dec(b"*4294967296\r\n").is_err());
+        // A plausible count with no elements yet is just incomplete.
+        assert_eq!(dec(b"*4294967295\r\n").unwrap(), None);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        let deep = b"*1\r\n".repeat(100_000);
+        assert!(dec(&deep).is_err());
+    }
+
+    #[test]
+    fn a_large_bulk_fed_in_small_pieces_is_not_reparsed_each_time() {
+        let payload = vec![b'x'; 1 << 20];
+        let mut enc = BytesMut::new();
+        encode_reply(&mut enc, &Reply::Bulk(payload.clone().into()));
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for chunk in enc.chunks(7) {
+            buf.extend_from_slice(chunk);
+            if let Some(r) = d.decode(&mut buf).unwrap() {
+                got = Some(r);
+            }
+        }
+        assert_eq!(got, Some(Reply::Bulk(payload.into())));
+    }
+
+    #[test]
+    fn commands_encode_as_arrays_of_bulk_strings() {
+        let mut out = BytesMut::new();
+        encode_command(&mut out, &[&b"SET"[..], b"k", b""]);
+        assert_eq!(&out[..], b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n");
+    }
+}

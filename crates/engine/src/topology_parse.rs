@@ -1,0 +1,660 @@
+//! Turns a CLUSTER SLOTS or CLUSTER SHARDS reply (RESP2) into a `SlotMap`, treating the reply as
+//! hostile input.
+//!
+//! Invariants of every `Ok` map: all 16384 slots are covered exactly once (a slot listed twice,
+//! an empty reply or a gap is an error, never a partial map); every port is 1..=65535; every
+//! host is valid UTF-8, at most 255 bytes and free of control characters (so it can never
+//! smuggle a CR/LF or NUL into a log line, a JS string or a resolver call). Error messages name
+//! what was wrong and where, quoting at most `MAX_ECHO` bytes of the input, escaped.
+//!
+//! Host conventions (checked against Redis 7.0.15):
+//! * a Nil or empty host means "the address you used to ask" (`cluster-preferred-endpoint-type
+//!   unknown-endpoint`, or a node that does not know its own IP yet), so `asked.host` is used;
+//! * `?` means "hostname preferred but this node announces none": the node's `ip` (SHARDS field,
+//!   SLOTS metadata) is used when present, `asked.host` otherwise. Substituting the asked host
+//!   for *every* such node would send them all to the seed's machine.
+
+use std::fmt;
+
+use crate::resp::Reply;
+use crate::slot::SLOTS;
+use crate::topology::{NodeAddr, Shard, SlotMap};
+
+/// A topology reply or redirection that was refused. The message says what was wrong and where,
+/// quoting at most ~64 bytes of the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopologyError(pub String);
+
+impl fmt::Display for TopologyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TopologyError {}
+
+impl TopologyError {
+    pub(crate) fn at(self, ctx: impl fmt::Display) -> Self {
+        TopologyError(format!("{ctx}: {}", self.0))
+    }
+}
+
+type Res<T> = Result<T, TopologyError>;
+
+/// Returns a `TopologyError` built like `format!`.
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(TopologyError(format!($($arg)*)))
+    };
+}
+pub(crate) use bail;
+
+/// The most bytes of hostile input quoted in an error message.
+const MAX_ECHO: usize = 64;
+/// The longest host accepted (a DNS name is at most 253 characters).
+const MAX_HOST: usize = 255;
+/// The most nodes one range or shard may list. Real shards have a handful; the bound keeps the
+/// replica de-duplication in `SlotMap::assign` (quadratic) cheap on a hostile reply.
+const MAX_NODES_PER_SHARD: usize = 256;
+
+/// `b` escaped for a message, cut to `MAX_ECHO` bytes.
+pub(crate) fn excerpt(b: &[u8]) -> String {
+    let mut s = b[..b.len().min(MAX_ECHO)].escape_ascii().to_string();
+    if b.len() > MAX_ECHO {
+        s.push_str("...");
+    }
+    s
+}
+
+/// Checks a host as announced by a server; empty is allowed here (callers substitute).
+pub(crate) fn validate_host(raw: &[u8]) -> Res<String> {
+    if raw.len() > MAX_HOST {
+        bail!(
+            "host of {} bytes (max {MAX_HOST}): \"{}\"",
+            raw.len(),
+            excerpt(raw)
+        );
+    }
+    if raw.iter().any(|&c| c < 0x20 || c == 0x7f) {
+        bail!("host contains a control character: \"{}\"", excerpt(raw));
+    }
+    match std::str::from_utf8(raw) {
+        Ok(s) => Ok(s.to_owned()),
+        Err(_) => bail!("host is not valid UTF-8: \"{}\"", excerpt(raw)),
+    }
+}
+
+pub(crate) fn validate_port(p: i64) -> Res<u16> {
+    match u16::try_from(p) {
+        Ok(p) if p != 0 => Ok(p),
+        _ => bail!("port {p} out of range 1..=65535"),
+    }
+}
+
+/// The error for a value of the wrong RESP type.
+fn wrong<T>(what: &str, got: &Reply, want: &str) -> Res<T> {
+    let got = match got {
+        Reply::Status(_) => "status",
+        Reply::Error(_) => "error",
+        Reply::Int(_) => "integer",
+        Reply::Bulk(_) => "bulk string",
+        Reply::Nil => "nil",
+        Reply::Array(_) => "array",
+    };
+    bail!("{what} is {got} instead of {want}")
+}
+
+fn expect_array<'a>(r: &'a Reply, what: &str) -> Res<&'a [Reply]> {
+    match r {
+        Reply::Array(items) => Ok(items),
+        other => wrong(what, other, "an array"),
+    }
+}
+
+fn expect_int(r: &Reply, what: &str) -> Res<i64> {
+    match r {
+        Reply::Int(i) => Ok(*i),
+        other => wrong(what, other, "an integer"),
+    }
+}
+
+/// A string value; Nil is `None`. Errors and aggregates are wrong types.
+fn expect_text<'a>(r: &'a Reply, what: &str) -> Res<Option<&'a [u8]>> {
+    match r {
+        Reply::Bulk(b) | Reply::Status(b) => Ok(Some(b)),
+        Reply::Nil => Ok(None),
+        other => wrong(what, other, "a string"),
+    }
+}
+
+fn slot_of(r: &Reply, what: &str) -> Res<u16> {
+    match expect_int(r, what)? {
+        v @ 0..=16383 => Ok(v as u16),
+        v => bail!("{what} {v} out of range 0..=16383"),
+    }
+}
+
+/// A `[start, end]` pair of slot numbers (order is checked when it is assigned).
+fn bounds(pair: &[Reply]) -> Res<(u16, u16)> {
+    Ok((
+        slot_of(&pair[0], "start slot")?,
+        slot_of(&pair[1], "end slot")?,
+    ))
+}
+
+/// Where a node's endpoint field points.
+enum Endpoint {
+    /// An address to use as is.
+    Named(String),
+    /// Nil or empty: connect to the address we asked.
+    AsAsked,
+    /// `?` or absent: use the node's IP if it has one.
+    Unknown,
+}
+
+fn endpoint(raw: Option<&[u8]>) -> Res<Endpoint> {
+    Ok(match raw {
+        None | Some(b"") => Endpoint::AsAsked,
+        Some(b"?") => Endpoint::Unknown,
+        Some(h) => Endpoint::Named(validate_host(h)?),
+    })
+}
+
+fn resolve(ep: Endpoint, ip: Option<String>, asked: &NodeAddr) -> String {
+    match (ep, ip) {
+        (Endpoint::Named(h), _) => h,
+        (Endpoint::Unknown, Some(ip)) if !ip.is_empty() && ip != "?" => ip,
+        _ => asked.host.clone(),
+    }
+}
+
+/// The top-level array of a reply; an empty one is refused (a node reset by `del-node`, or not
+/// yet met, answers with one).
+fn top_level<'a>(reply: &'a Reply, cmd: &str) -> Res<&'a [Reply]> {
+    match expect_array(reply, "reply").map_err(|e| e.at(cmd))? {
+        [] => bail!("{cmd} reply is empty (the node owns no slots); not adopted"),
+        items => Ok(items),
+    }
+}
+
+/// Adds a range to `map`, refusing a slot that is already owned.
+fn assign_once(map: &mut SlotMap, range: (u16, u16), shard: Shard) -> Res<()> {
+    let (first, last) = range;
+    if first > last {
+        bail!("range start {first} is after its end {last}");
+    }
+    if let Some(s) = (first..=last).find(|&s| map.is_assigned(s)) {
+        bail!("slot {s} is assigned more than once");
+    }
+    map.assign(first, last, shard);
+    Ok(())
+}
+
+fn complete(map: SlotMap, cmd: &str) -> Res<SlotMap> {
+    let Some(gap) = (0..SLOTS as u16).find(|&s| !map.is_assigned(s)) else {
+        return Ok(map);
+    };
+    let covered = (0..SLOTS as u16).filter(|&s| map.is_assigned(s)).count();
+    bail!("{cmd} reply covers {covered} of 16384 slots (slot {gap} unowned); not adopted")
+}
+
+/// Parses a CLUSTER SLOTS reply (RESP2) from the node at `asked` into a complete slot map.
+///
+/// Each range is `[start, end, master, replica...]`, each node `[host, port, id?, metadata?]`
+/// (servers before 7 send fewer elements). See the module docs for the host conventions.
+pub fn from_cluster_slots(reply: &Reply, asked: &NodeAddr) -> Result<SlotMap, TopologyError> {
+    const CMD: &str = "CLUSTER SLOTS";
+    let mut map = SlotMap::default();
+    for (i, range) in top_level(reply, CMD)?.iter().enumerate() {
+        slots_range(&mut map, range, asked).map_err(|e| e.at(format_args!("{CMD} range {i}")))?;
+    }
+    complete(map, CMD)
+}
+
+fn slots_range(map: &mut SlotMap, range: &Reply, asked: &NodeAddr) -> Res<()> {
+    let items = expect_array(range, "range")?;
+    match items.len() {
+        n if n < 3 => bail!("{n} elements, need at least 3"),
+        n if n - 2 > MAX_NODES_PER_SHARD => bail!("{} nodes (max {MAX_NODES_PER_SHARD})", n - 2),
+        _ => {}
+    }
+    let range = bounds(items)?;
+    let mut nodes = items[2..]
+        .iter()
+        .enumerate()
+        .map(|(j, n)| slots_node(n, asked).map_err(|e| e.at(format_args!("node {j}"))));
+    let master = nodes.next().expect("at least one node")?;
+    let replicas = nodes.collect::<Res<Vec<_>>>()?;
+    assign_once(map, range, Shard { master, replicas })
+}
+
+fn slots_node(node: &Reply, asked: &NodeAddr) -> Res<NodeAddr> {
+    let f = expect_array(node, "node")?;
+    if f.len() < 2 {
+        bail!("{} elements, need at least host and port", f.len());
+    }
+    let ep = endpoint(expect_text(&f[0], "host")?)?;
+    let port = validate_port(expect_int(&f[1], "port")?)?;
+    // 7.0 adds a flat key/value array of the endpoints that are not the preferred one.
+    let mut ip = None;
+    if let Some(meta) = f.get(3) {
+        for kv in expect_array(meta, "metadata")?.chunks_exact(2) {
+            if expect_text(&kv[0], "metadata key")? == Some(b"ip") {
+                ip = expect_text(&kv[1], "ip")?.map(validate_host).transpose()?;
+            }
+        }
+    }
+    Ok(NodeAddr::new(resolve(ep, ip, asked), port))
+}
+
+/// Parses a CLUSTER SHARDS reply (RESP2, Redis 7) from the node at `asked` into a complete slot
+/// map. With `tls` the nodes' `tls-port` is used (falling back to `port`).
+///
+/// Replicas whose health is not `online` are left out; shards without slots (an empty master, or
+/// a failed master left behind by a failover) contribute nothing.
+pub fn from_cluster_shards(
+    reply: &Reply,
+    asked: &NodeAddr,
+    tls: bool,
+) -> Result<SlotMap, TopologyError> {
+    const CMD: &str = "CLUSTER SHARDS";
+    let mut map = SlotMap::default();
+    for (i, shard) in top_level(reply, CMD)?.iter().enumerate() {
+        shards_entry(&mut map, shard, asked, tls)
+            .map_err(|e| e.at(format_args!("{CMD} shard {i}")))?;
+    }
+    complete(map, CMD)
+}
+
+/// The (key, value) pairs of a flat `[key, value, key, value...]` array.
+fn pairs<'a>(items: &'a [Reply], what: &str) -> Res<Vec<(&'a [u8], &'a Reply)>> {
+    if !items.len().is_multiple_of(2) {
+        bail!("{what} has an odd number ({}) of elements", items.len());
+    }
+    let mut out = Vec::with_capacity(items.len() / 2);
+    for kv in items.chunks_exact(2) {
+        match expect_text(&kv[0], "key")? {
+            Some(k) => out.push((k, &kv[1])),
+            None => bail!("{what} has a nil key"),
+        }
+    }
+    Ok(out)
+}
+
+fn shards_entry(map: &mut SlotMap, shard: &Reply, asked: &NodeAddr, tls: bool) -> Res<()> {
+    let (mut slots, mut nodes) = (None, None);
+    for (k, v) in pairs(expect_array(shard, "shard")?, "shard")? {
+        match k {
+            b"slots" => slots = Some(expect_array(v, "slots")?),
+            b"nodes" => nodes = Some(expect_array(v, "nodes")?),
+            _ => {}
+        }
+    }
+    let (Some(slots), Some(nodes)) = (slots, nodes) else {
+        bail!("missing \"slots\" or \"nodes\"");
+    };
+    if !slots.len().is_multiple_of(2) {
+        bail!("odd number ({}) of slot bounds", slots.len());
+    }
+    if nodes.len() > MAX_NODES_PER_SHARD {
+        bail!("{} nodes (max {MAX_NODES_PER_SHARD})", nodes.len());
+    }
+    let ranges = slots.chunks_exact(2).map(bounds).collect::<Res<Vec<_>>>()?;
+    // Every node is validated, even ones we then skip: a hostile value anywhere refuses the reply.
+    let (mut master, mut replicas) = (None, Vec::new());
+    for (j, n) in nodes.iter().enumerate() {
+        match shards_node(n, asked, tls).map_err(|e| e.at(format_args!("node {j}")))? {
+            // A master whose health is `fail` (7.0.15 says `fail`, not the documented `failed`)
+            // is still mapped: until the failover completes it is the only owner we know of, and
+            // the promotion will reach us as a MOVED or with the next refresh.
+            ShardsNode::Master(a) if master.is_none() => master = Some(a),
+            ShardsNode::Master(_) => bail!("more than one master"),
+            ShardsNode::Replica(a) => replicas.push(a),
+            ShardsNode::Skipped => {}
+        }
+    }
+    if ranges.is_empty() {
+        return Ok(());
+    }
+    let Some(master) = master else {
+        bail!("has slots but no master");
+    };
+    for range in ranges {
+        let (master, replicas) = (master.clone(), replicas.clone());
+        assign_once(map, range, Shard { master, replicas })?;
+    }
+    Ok(())
+}
+
+enum ShardsNode {
+    Master(NodeAddr),
+    Replica(NodeAddr),
+    /// A replica that is not `online` (loading, fail): not worth routing reads to.
+    Skipped,
+}
+
+fn shards_node(node: &Reply, asked: &NodeAddr, tls: bool) -> Res<ShardsNode> {
+    let (mut port, mut tls_port, mut ip, mut ep) = (None, None, None, Endpoint::Unknown);
+    let (mut master, mut online) = (None, false);
+    for (k, v) in pairs(expect_array(node, "node")?, "node")? {
+        match k {
+            b"port" => port = Some(validate_port(expect_int(v, "port")?)?),
+            b"tls-port" => tls_port = Some(validate_port(expect_int(v, "tls-port")?)?),
+            b"ip" => ip = expect_text(v, "ip")?.map(validate_host).transpose()?,
+            b"endpoint" => ep = endpoint(expect_text(v, "endpoint")?)?,
+            b"hostname" => drop(expect_text(v, "hostname")?.map(validate_host).transpose()?),
+            b"role" => {
+                master = match expect_text(v, "role")? {
+                    Some(b"master") => Some(true),
+                    Some(b"replica" | b"slave") => Some(false),
+                    Some(r) => bail!("unknown role \"{}\"", excerpt(r)),
+                    None => bail!("nil role"),
+                }
+            }
+            b"health" => online = expect_text(v, "health")? == Some(b"online"),
+            _ => {}
+        }
+    }
+    let Some(master) = master else {
+        bail!("no role");
+    };
+    if !master && !online {
+        return Ok(ShardsNode::Skipped);
+    }
+    // With tls-cluster off the cluster knows no TLS ports and sends only `port`; trying it is
+    // the best we can do (a TLS-terminating proxy in front of it works, anything else fails at
+    // the handshake, visibly).
+    let Some(port) = (if tls { tls_port.or(port) } else { port }) else {
+        bail!("no {}port", if tls { "tls-port or " } else { "" });
+    };
+    let addr = NodeAddr::new(resolve(ep, ip, asked), port);
+    Ok(if master {
+        ShardsNode::Master(addr)
+    } else {
+        ShardsNode::Replica(addr)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Reply builders, kept one per line so the test tables below stay readable.
+    #[rustfmt::skip]
+    mod fixtures {
+        use super::*;
+        pub fn b(s: &str) -> Reply { Reply::Bulk(s.as_bytes().to_vec().into()) }
+        pub fn i(v: i64) -> Reply { Reply::Int(v) }
+        pub fn a(v: Vec<Reply>) -> Reply { Reply::Array(v) }
+        pub fn asked() -> NodeAddr { NodeAddr::new("10.0.0.9", 7000) }
+        pub fn at(host: &str, port: u16) -> NodeAddr { NodeAddr::new(host, port) }
+
+        /// A CLUSTER SLOTS node as 7.0 sends it with the default `ip` endpoint type.
+        pub fn sn(host: Reply, port: i64) -> Reply {
+            a(vec![host, i(port), b("4374d1a43db68dcdb9e3ab15e84c7cf5df98fd12"), a(vec![])])
+        }
+        pub fn srange(first: i64, last: i64, nodes: Vec<Reply>) -> Reply {
+            a([vec![i(first), i(last)], nodes].concat())
+        }
+        pub fn pair(first: i64, last: i64, m: &str, r: &str) -> Reply {
+            srange(first, last, vec![sn(b(m), 6379), sn(b(r), 6379)])
+        }
+        pub fn slots3() -> Vec<Reply> {
+            vec![
+                pair(0, 5460, "10.0.0.1", "10.0.0.4"),
+                pair(5461, 10922, "10.0.0.2", "10.0.0.5"),
+                pair(10923, 16383, "10.0.0.3", "10.0.0.6"),
+            ]
+        }
+        pub fn slots(r: Vec<Reply>) -> Result<SlotMap, TopologyError> { from_cluster_slots(&a(r), &asked()) }
+
+        /// A CLUSTER SHARDS node as 7.0.15 sends it (no TLS, no hostname).
+        pub fn node(ip: &str, port: i64, role: &str, health: &str) -> Vec<Reply> {
+            vec![
+                b("id"), b("7b758c4646a229d5ca2c04e87b172c3c3af448c0"), b("port"), i(port),
+                b("ip"), b(ip), b("endpoint"), b(ip), b("role"), b(role),
+                b("replication-offset"), i(14), b("health"), b(health),
+            ]
+        }
+        pub fn shard(slots: &[i64], nodes: Vec<Vec<Reply>>) -> Reply {
+            let slots = a(slots.iter().map(|&s| i(s)).collect());
+            a(vec![b("slots"), slots, b("nodes"), a(nodes.into_iter().map(a).collect())])
+        }
+        pub fn master(ip: &str) -> Vec<Reply> { node(ip, 6379, "master", "online") }
+        pub fn replica(ip: &str, health: &str) -> Vec<Reply> { node(ip, 6379, "replica", health) }
+        pub fn shards3() -> Vec<Reply> {
+            let s = |m: &str, r: &str| vec![master(m), replica(r, "online")];
+            vec![
+                shard(&[5461, 10922], s("10.0.0.2", "10.0.0.5")),
+                shard(&[10923, 16383], s("10.0.0.3", "10.0.0.6")),
+                shard(&[0, 5460], s("10.0.0.1", "10.0.0.4")),
+            ]
+        }
+        pub fn shards(r: Vec<Reply>) -> Result<SlotMap, TopologyError> {
+            from_cluster_shards(&a(r), &asked(), false)
+        }
+        pub fn replicas(m: &SlotMap, slot: u16) -> &[NodeAddr] { &m.shard(slot).unwrap().replicas }
+    }
+    use fixtures::*;
+
+    fn assert_three(m: &SlotMap) {
+        assert_eq!(m.master(0), Some(&at("10.0.0.1", 6379)));
+        assert_eq!(m.master(5461), Some(&at("10.0.0.2", 6379)));
+        assert_eq!(m.master(16383), Some(&at("10.0.0.3", 6379)));
+        assert_eq!(m.shard(16383).unwrap().replicas, vec![at("10.0.0.6", 6379)]);
+        assert_eq!(m.shards().len(), 3);
+        assert_eq!(m.nodes().len(), 6);
+    }
+
+    #[test]
+    fn three_masters_with_replicas_parse_from_both_commands() {
+        assert_three(&slots(slots3()).unwrap());
+        assert_three(&shards(shards3()).unwrap());
+        // Servers before 7 send no metadata, 3.0 not even the id.
+        let mut r = slots3();
+        r[0] = srange(0, 5460, vec![a(vec![b("10.0.0.1"), i(6379)])]);
+        assert_eq!(slots(r).unwrap().master(0), Some(&at("10.0.0.1", 6379)));
+    }
+
+    #[test]
+    fn unknown_hosts_in_cluster_slots_resolve_to_the_asked_node_or_the_ip() {
+        let mut r = slots3();
+        r[0] = srange(0, 5460, vec![sn(b(""), 7001), sn(Reply::Nil, 7004)]);
+        let meta = a(vec![b("ip"), b("10.0.0.2")]);
+        let with_ip = a(vec![b("?"), i(7002), b("id"), meta]);
+        r[1] = srange(5461, 10922, vec![with_ip, sn(b("?"), 7005)]);
+        let m = slots(r).unwrap();
+        assert_eq!(m.master(0), Some(&at("10.0.0.9", 7001)));
+        assert_eq!(replicas(&m, 0), [at("10.0.0.9", 7004)]);
+        assert_eq!(m.master(5461), Some(&at("10.0.0.2", 7002)));
+        assert_eq!(replicas(&m, 5461), [at("10.0.0.9", 7005)]);
+    }
+
+    #[test]
+    fn unknown_endpoints_in_cluster_shards_resolve_to_the_asked_node_or_the_ip() {
+        let mut r = shards3();
+        let mut m = master("10.0.0.2");
+        m[7] = b("?"); // hostname preferred, none announced: use the ip
+        let mut rep = replica("10.0.0.5", "online");
+        rep[7] = b(""); // unknown-endpoint: use the address we asked
+        r[0] = shard(&[5461, 10922], vec![m, rep]);
+        let mut m = master("?");
+        m[5] = b(""); // no usable ip either: the asked host
+        let mut rep = node("10.0.0.6", 6380, "replica", "online");
+        rep.drain(6..8); // no endpoint field at all: the ip
+        r[1] = shard(&[10923, 16383], vec![m, rep]);
+        let map = shards(r).unwrap();
+        assert_eq!(map.master(5461), Some(&at("10.0.0.2", 6379)));
+        assert_eq!(replicas(&map, 5461), [at("10.0.0.9", 6379)]);
+        assert_eq!(map.master(10923), Some(&at("10.0.0.9", 6379)));
+        assert_eq!(replicas(&map, 10923), [at("10.0.0.6", 6380)]);
+    }
+
+    #[test]
+    fn replicas_that_are_not_online_are_skipped_but_a_failed_master_is_kept() {
+        let mut r = shards3();
+        let mut m = master("10.0.0.2");
+        m[13] = b("fail");
+        let reps = ["loading", "failed", "fail", "online"].map(|h| replica(h, h));
+        r[0] = shard(&[5461, 10922], [vec![m], reps.to_vec()].concat());
+        let m = shards(r).unwrap();
+        assert_eq!(m.master(5461), Some(&at("10.0.0.2", 6379)));
+        assert_eq!(replicas(&m, 5461), [at("online", 6379)]);
+    }
+
+    #[test]
+    fn slotless_shards_are_ignored_and_split_shards_merge() {
+        let mut r = shards3();
+        // An empty master, and a failed-over old master left in a shard of its own (7.0.15).
+        r.push(shard(&[], vec![master("10.0.0.7")]));
+        r.push(shard(&[], vec![node("10.0.0.8", 6379, "master", "fail")]));
+        let nodes = vec![master("10.0.0.1"), replica("10.0.0.4", "online")];
+        r[2] = shard(&[0, 100, 101, 5000, 5001, 5460], nodes);
+        assert_three(&shards(r).unwrap());
+        let mut r = slots3();
+        r[0] = pair(0, 99, "10.0.0.1", "10.0.0.4");
+        r.push(pair(100, 5460, "10.0.0.1", "10.0.0.4"));
+        assert_three(&slots(r).unwrap());
+    }
+
+    #[test]
+    fn tls_uses_the_tls_port_and_falls_back_to_port() {
+        let mut r = shards3();
+        let mut m = master("10.0.0.2");
+        m.extend([b("tls-port"), i(16379)]);
+        r[0] = shard(&[5461, 10922], vec![m]);
+        let map = from_cluster_shards(&a(r.clone()), &asked(), true).unwrap();
+        assert_eq!(map.master(5461), Some(&at("10.0.0.2", 16379)));
+        assert_eq!(map.master(0), Some(&at("10.0.0.1", 6379)));
+        assert_eq!(shards(r).unwrap().master(5461), Some(&at("10.0.0.2", 6379)));
+    }
+
+    #[test]
+    fn empty_non_array_and_partial_replies_are_refused() {
+        for r in [
+            a(vec![]),
+            b("OK"),
+            Reply::Nil,
+            i(3),
+            Reply::Error("ERR".into()),
+        ] {
+            assert!(from_cluster_slots(&r, &asked()).is_err(), "{r:?}");
+            assert!(from_cluster_shards(&r, &asked(), false).is_err(), "{r:?}");
+        }
+        let mut r = slots3();
+        r.pop();
+        assert!(slots(r).unwrap_err().0.contains("slot 10923 unowned"));
+        let mut r = slots3();
+        r[1] = pair(5461, 10921, "10.0.0.2", "10.0.0.5");
+        assert!(slots(r).unwrap_err().0.contains("slot 10922 unowned"));
+        let mut r = shards3();
+        r.remove(1);
+        assert!(shards(r).unwrap_err().0.contains("covers 10923 of 16384"));
+    }
+
+    fn check(e: TopologyError, want: &str) {
+        assert!(e.0.contains(want), "wanted {want:?} in {e}");
+        assert!(e.0.len() < 300, "message too long: {e}");
+        assert!(!e.0.contains(['\n', '\r', '\0']), "{e}");
+    }
+
+    /// Each case replaces the first range; the error must be the one named.
+    #[test]
+    #[rustfmt::skip]
+    fn hostile_cluster_slots_replies_are_refused() {
+        let x = |port| sn(b("x"), port);
+        let host = |h: &[u8]| srange(0, 5460, vec![sn(Reply::Bulk(h.to_vec().into()), 1)]);
+        let long = vec![b'h'; 4096];
+        let cases: Vec<(Reply, &str)> = vec![
+            (srange(-1, 5460, vec![x(1)]), "start slot -1 out of range"),
+            (srange(0, 16384, vec![x(1)]), "end slot 16384 out of range"),
+            (srange(5460, 0, vec![x(1)]), "start 5460 is after its end 0"),
+            (srange(0, 5461, vec![x(1)]), "slot 5461 is assigned more than once"),
+            (srange(0, 5460, vec![x(0)]), "port 0 out of range"),
+            (srange(0, 5460, vec![x(70000)]), "port 70000 out of range"),
+            (srange(0, 5460, vec![x(-1)]), "port -1 out of range"),
+            (host(b"a\r\nb"), "control character: \"a\\r\\nb\""),
+            (host(b"a\nb"), "control character"),
+            (host(b"a\0b"), "control character"),
+            (host(&long), "host of 4096 bytes"),
+            (host(b"\xff\xfe"), "not valid UTF-8: \"\\xff\\xfe\""),
+            (srange(0, 5460, vec![x(1), x(2), sn(b("bad\r"), 3)]), "node 2: host contains"),
+            (srange(0, 5460, vec![a(vec![b("?"), i(1), b("id"), a(vec![b("ip"), b("a\nb")])])]), "control"),
+            (srange(0, 5460, vec![a(vec![b("x"), i(1), b("id"), b("not-a-map")])]), "metadata is bulk string"),
+            (a(vec![b("0"), i(5460), x(1)]), "start slot is bulk string instead of an integer"),
+            (a(vec![i(0), i(5460), b("x")]), "node 0: node is bulk string instead of an array"),
+            (a(vec![i(0), i(5460), a(vec![b("x"), b("6379")])]), "port is bulk string"),
+            (a(vec![i(0), i(5460), a(vec![a(vec![]), i(1)])]), "host is array"),
+            (a(vec![i(0), i(5460), a(vec![b("x")])]), "need at least host and port"),
+            (a(vec![i(0), i(5460)]), "2 elements, need at least 3"),
+            (b("range"), "range is bulk string"),
+            (srange(0, 5460, (1..=300).map(x).collect()), "300 nodes (max 256)"),
+        ];
+        for (case, want) in cases {
+            let mut r = slots3();
+            r[0] = case;
+            check(slots(r).unwrap_err(), want);
+        }
+    }
+
+    /// Each case replaces the shard owning 0..=5460; the error must be the one named.
+    #[test]
+    #[rustfmt::skip]
+    fn hostile_cluster_shards_replies_are_refused() {
+        let ok = || master("10.0.0.1");
+        let with = |k: usize, v: Reply| {
+            let mut n = ok();
+            n[k] = v;
+            n
+        };
+        let on = |n: Vec<Reply>| shard(&[0, 5460], vec![n]);
+        let long = b(&"h".repeat(4096));
+        let cases: Vec<(Reply, &str)> = vec![
+            (shard(&[-1, 5460], vec![ok()]), "start slot -1 out of range"),
+            (shard(&[0, 16384], vec![ok()]), "end slot 16384 out of range"),
+            (shard(&[5460, 0], vec![ok()]), "start 5460 is after its end 0"),
+            (shard(&[0, 5461], vec![ok()]), "slot 5461 is assigned more than once"),
+            (shard(&[0, 5460, 5460, 5460], vec![ok()]), "slot 5460 is assigned more than once"),
+            (shard(&[0], vec![ok()]), "odd number (1) of slot bounds"),
+            (on(with(3, i(0))), "port 0 out of range"),
+            (on(with(3, i(70000))), "port 70000 out of range"),
+            (on(with(3, b("6379"))), "port is bulk string instead of an integer"),
+            (on(with(7, b("a\r\nb"))), "control character"),
+            (on(with(5, b("a\0b"))), "control character"),
+            (on(with(7, long)), "host of 4096 bytes"),
+            (on(with(7, Reply::Bulk(b"\xc3\x28".to_vec().into()))), "not valid UTF-8"),
+            (on(with(7, a(vec![]))), "endpoint is array"),
+            (on(with(9, b("leader"))), "unknown role \"leader\""),
+            (on(with(8, i(1))), "key is integer"),
+            (on(ok()[..13].to_vec()), "odd number (13) of elements"),
+            (on(ok()[2..8].to_vec()), "no role"),
+            (on(ok()[4..].to_vec()), "no port"),
+            (on(replica("10.0.0.4", "online")), "has slots but no master"),
+            (shard(&[0, 5460], vec![ok(), master("10.0.0.4")]), "more than one master"),
+            // Validated even though the shard or node would be skipped.
+            (shard(&[], vec![with(3, i(0))]), "port 0"),
+            (shard(&[], vec![replica("x\n", "loading")]), "control character"),
+            (a(vec![b("slots"), a(vec![i(0), i(5460)])]), "missing \"slots\" or \"nodes\""),
+            (a(vec![b("slots"), a(vec![b("0"), b("5460")]), b("nodes"), a(vec![a(ok())])]), "start slot is bulk"),
+            (a(vec![b("slots"), i(0), b("nodes"), a(vec![a(ok())])]), "slots is integer"),
+            (a(vec![b("slots"), a(vec![i(0), i(5460)]), b("nodes"), a(vec![b("x")])]), "node is bulk string"),
+            (a(vec![Reply::Nil, a(vec![])]), "nil key"),
+            (i(0), "shard is integer"),
+            (shard(&[0, 5460], (1..=300).map(|p| node("x", p, "replica", "online")).collect()), "300 nodes"),
+        ];
+        for (case, want) in cases {
+            let mut r = shards3();
+            r[2] = case;
+            check(shards(r).unwrap_err(), want);
+        }
+    }
+
+    #[test]
+    fn errors_quote_little_of_the_input() {
+        let e = validate_host("é\r\n".repeat(100).as_bytes()).unwrap_err();
+        assert!(e.0.len() < 300 && e.0.ends_with("...\""), "{e}");
+        assert_eq!(validate_host(b"").unwrap(), "");
+        assert_eq!(validate_host(&[b'h'; 255]).unwrap().len(), 255);
+        assert!(validate_host(&[b'h'; 256]).is_err());
+    }
+}

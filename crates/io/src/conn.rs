@@ -1,0 +1,221 @@
+//! One connection to one node: connect, handshake (AUTH, READONLY), then a writer task that
+//! writes whatever byte chunks the driver hands it, and a reader that decodes every complete reply
+//! in each read and hands them to the driver in one message. Replies are matched to requests by the
+//! driver (FIFO), never here. Any framing error closes the connection: after one, nobody knows
+//! which reply belongs to which request.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use clustr_engine::resp::{encode_command, Decoder, Limits};
+use clustr_engine::topology::NodeAddr;
+use clustr_engine::Reply;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::Msg;
+
+/// What a connection task reports to the driver. `gen` tells stale connections apart.
+pub(crate) enum ConnEvent {
+    Connected {
+        addr: NodeAddr,
+        gen: u64,
+        writer: mpsc::UnboundedSender<Bytes>,
+    },
+    Failed {
+        addr: NodeAddr,
+        gen: u64,
+        error: String,
+    },
+    Replies {
+        addr: NodeAddr,
+        gen: u64,
+        replies: Vec<Reply>,
+    },
+    Closed {
+        addr: NodeAddr,
+        gen: u64,
+        error: String,
+    },
+}
+
+/// What every new connection sends before it carries traffic.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Handshake {
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub readonly: bool,
+    pub connect_timeout: Duration,
+}
+
+/// Starts a connection task; returns its handle so quit can stop it.
+pub(crate) fn spawn(
+    addr: NodeAddr,
+    gen: u64,
+    hs: Arc<Handshake>,
+    tx: mpsc::UnboundedSender<Msg>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let report = |e: ConnEvent| {
+            let _ = tx.send(Msg::Conn(e));
+        };
+        let (reader, writer) = match open(&addr, &hs).await {
+            Ok(pair) => pair,
+            Err(error) => return report(ConnEvent::Failed { addr, gen, error }),
+        };
+        let (wtx, wrx) = mpsc::unbounded_channel();
+        report(ConnEvent::Connected {
+            addr: addr.clone(),
+            gen,
+            writer: wtx,
+        });
+        let writer_task = tokio::spawn(write_loop(writer, wrx));
+        let error = read_loop(reader, &addr, gen, &tx).await;
+        writer_task.abort();
+        report(ConnEvent::Closed { addr, gen, error });
+    })
+}
+
+async fn open(
+    addr: &NodeAddr,
+    hs: &Handshake,
+) -> Result<(Reader, tokio::net::tcp::OwnedWriteHalf), String> {
+    let target = (addr.host.as_str(), addr.port);
+    let stream = match tokio::time::timeout(hs.connect_timeout, TcpStream::connect(target)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("connect to {addr} failed: {e}")),
+        Err(_) => {
+            return Err(format!(
+                "connect to {addr} timed out after {} ms",
+                hs.connect_timeout.as_millis()
+            ))
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = Reader {
+        rd,
+        buf: BytesMut::with_capacity(64 * 1024),
+        decoder: Decoder::new(Limits::default()),
+    };
+    let mut hello = BytesMut::new();
+    let mut expected = 0;
+    if let Some(pw) = &hs.password {
+        match &hs.username {
+            Some(user) => encode_command(&mut hello, &[b"AUTH", user.as_bytes(), pw.as_bytes()]),
+            None => encode_command(&mut hello, &[&b"AUTH"[..], pw.as_bytes()]),
+        }
+        expected += 1;
+    }
+    if hs.readonly {
+        encode_command(&mut hello, &[b"READONLY"]);
+        expected += 1;
+    }
+    if expected > 0 {
+        let io = async {
+            wr.write_all(&hello).await.map_err(|e| e.to_string())?;
+            for _ in 0..expected {
+                match reader.next().await? {
+                    Reply::Error(e) => {
+                        // The server's words, which never contain the password we sent.
+                        return Err(String::from_utf8_lossy(&e[..e.len().min(512)]).into_owned());
+                    }
+                    _ => continue,
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(hs.connect_timeout, io).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("handshake with {addr} failed: {e}")),
+            Err(_) => return Err(format!("handshake with {addr} timed out")),
+        }
+    }
+    Ok((reader, wr))
+}
+
+struct Reader {
+    rd: OwnedReadHalf,
+    buf: BytesMut,
+    decoder: Decoder,
+}
+
+impl Reader {
+    /// Reads one reply (used during the handshake only).
+    async fn next(&mut self) -> Result<Reply, String> {
+        loop {
+            if let Some(r) = self.decoder.decode(&mut self.buf).map_err(|e| e.to_string())? {
+                return Ok(r);
+            }
+            self.fill().await?;
+        }
+    }
+
+    async fn fill(&mut self) -> Result<(), String> {
+        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
+            self.buf.reserve(64 * 1024);
+        }
+        match self.rd.read_buf(&mut self.buf).await {
+            Ok(0) => Err("connection closed by the server".into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// Decodes replies until the connection ends; returns why it ended.
+async fn read_loop(
+    mut reader: Reader,
+    addr: &NodeAddr,
+    gen: u64,
+    tx: &mpsc::UnboundedSender<Msg>,
+) -> String {
+    loop {
+        let mut replies = Vec::new();
+        loop {
+            match reader.decoder.decode(&mut reader.buf) {
+                Ok(Some(r)) => replies.push(r),
+                Ok(None) => break,
+                Err(e) => {
+                    if !replies.is_empty() {
+                        let _ = tx.send(Msg::Conn(ConnEvent::Replies {
+                            addr: addr.clone(),
+                            gen,
+                            replies,
+                        }));
+                    }
+                    return e.to_string();
+                }
+            }
+        }
+        if !replies.is_empty() {
+            let msg = Msg::Conn(ConnEvent::Replies {
+                addr: addr.clone(),
+                gen,
+                replies,
+            });
+            if tx.send(msg).is_err() {
+                return "client stopped".into();
+            }
+        }
+        if let Err(e) = reader.fill().await {
+            return e;
+        }
+    }
+}
+
+async fn write_loop(
+    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) {
+    while let Some(chunk) = rx.recv().await {
+        if wr.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+    // The driver dropped us (quit or node removed): half-close so the server ends the socket.
+    let _ = wr.shutdown().await;
+}

@@ -1,0 +1,504 @@
+//! The driver: a single task that owns the client's state and carries out the engine's decisions.
+//! Each loop iteration handles every message already queued (submits, replies, connection events,
+//! timers), then flushes one coalesced write per node and one batch of completions to the sink.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clustr_engine::request::{Action, Outcome, Request};
+use clustr_engine::topology::{NodeAddr, SlotMap};
+use clustr_engine::{Error, ErrorKind, Reply};
+use tokio::sync::mpsc;
+
+use crate::conn::{ConnEvent, Handshake};
+use crate::nodes::Nodes;
+use crate::refresh::{Query, Refresh};
+use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats};
+
+/// Timers the driver sets for itself.
+pub(crate) enum TimerKind {
+    /// Resend entry `key` if it is still generation `gen`.
+    Retry(usize, u64),
+    Refresh,
+    /// The periodic safety refresh.
+    Periodic,
+    /// redis-clustr's `wait` ran out for commands queued before the first map.
+    WaitExpired,
+}
+
+pub(crate) enum Kind {
+    Client(u32, u8),
+    Topology(Query),
+}
+
+pub(crate) struct Entry {
+    pub kind: Kind,
+    pub gen: u64,
+    pub req: Request,
+    pub bytes: Bytes,
+}
+
+pub(crate) struct Driver {
+    pub cfg: Config,
+    pub tx: mpsc::UnboundedSender<Msg>,
+    sink: Arc<Sink>,
+    pub map: Option<Arc<SlotMap>>,
+    pub nodes: Nodes,
+    entries: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    next_gen: u64,
+    clients: usize,
+    awaiting_map: VecDeque<usize>,
+    pub refresh: Refresh,
+    done: Vec<Completion>,
+    pub events: Vec<Event>,
+    started: Instant,
+    rng: u64,
+    pub stats: Stats,
+    closing: bool,
+    stopped: bool,
+    connected_once: bool,
+    full_ready: bool,
+    wait_timer_set: bool,
+}
+
+pub(crate) async fn run(
+    cfg: Config,
+    tx: mpsc::UnboundedSender<Msg>,
+    mut rx: mpsc::UnboundedReceiver<Msg>,
+    sink: Arc<Sink>,
+) {
+    let hs = Handshake {
+        username: cfg.username.clone(),
+        password: cfg.password.clone(),
+        readonly: cfg.retry.replicas != clustr_engine::route::ReplicaPolicy::Never,
+        connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
+    };
+    let periodic = Duration::from_millis(cfg.slot_interval_ms.unwrap_or(10_000).max(100));
+    let mut d = Driver {
+        nodes: Nodes::new(hs, tx.clone()),
+        cfg,
+        tx,
+        sink,
+        map: None,
+        entries: Vec::new(),
+        free: Vec::new(),
+        next_gen: 0,
+        clients: 0,
+        awaiting_map: VecDeque::new(),
+        refresh: Refresh::default(),
+        done: Vec::new(),
+        events: Vec::new(),
+        started: Instant::now(),
+        rng: seed(),
+        stats: Stats::default(),
+        closing: false,
+        stopped: false,
+        connected_once: false,
+        full_ready: false,
+        wait_timer_set: false,
+    };
+    let ticker = d.tx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(periodic);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            if ticker.send(Msg::Timer(TimerKind::Periodic)).is_err() {
+                return;
+            }
+        }
+    });
+    d.request_refresh();
+    d.flush();
+    while let Some(msg) = rx.recv().await {
+        d.handle(msg);
+        // Take everything already queued before writing: this is what coalesces a burst.
+        for _ in 0..4096 {
+            match rx.try_recv() {
+                Ok(m) => d.handle(m),
+                Err(_) => break,
+            }
+        }
+        d.flush();
+        if d.stopped {
+            break;
+        }
+    }
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    t | 1
+}
+
+impl Driver {
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Submit(cmds) => self.submit(cmds),
+            Msg::Quit => self.quit(),
+            Msg::Stats(reply) => {
+                let _ = reply.send(self.stats);
+            }
+            Msg::Conn(ev) => self.conn_event(ev),
+            Msg::Timer(t) => self.on_timer(t),
+        }
+    }
+
+    fn flush(&mut self) {
+        self.nodes.flush();
+        let done = std::mem::take(&mut self.done);
+        let events = std::mem::take(&mut self.events);
+        self.sink.push(done, events);
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn rand(&mut self) -> u32 {
+        // xorshift64: routing only needs spread, not cryptographic quality.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 32) as u32
+    }
+
+    fn submit(&mut self, cmds: Vec<Command>) {
+        let now = self.now_ms();
+        for c in cmds {
+            if self.closing {
+                self.done.push(Completion {
+                    id: c.id,
+                    flags: c.flags,
+                    result: Err(closed_error()),
+                });
+                continue;
+            }
+            self.clients += 1;
+            let req = Request::new(c.target, c.readonly, now);
+            let key = self.insert(Kind::Client(c.id, c.flags), req, c.bytes);
+            self.dispatch(key);
+        }
+    }
+
+    pub fn insert(&mut self, kind: Kind, req: Request, bytes: Bytes) -> usize {
+        self.next_gen += 1;
+        let entry = Entry {
+            kind,
+            gen: self.next_gen,
+            req,
+            bytes,
+        };
+        match self.free.pop() {
+            Some(k) => {
+                self.entries[k] = Some(entry);
+                k
+            }
+            None => {
+                self.entries.push(Some(entry));
+                self.entries.len() - 1
+            }
+        }
+    }
+
+    fn take(&mut self, key: usize) -> Option<Entry> {
+        let e = self.entries.get_mut(key)?.take()?;
+        self.free.push(key);
+        Some(e)
+    }
+
+    /// Routes entry `key` and writes or parks it.
+    pub fn dispatch(&mut self, key: usize) {
+        let rand = self.rand();
+        let Some(e) = self.entries[key].as_mut() else {
+            return;
+        };
+        let map = self.map.as_deref();
+        match e.req.next_action(map, &self.cfg.retry, rand) {
+            Action::Send { node, asking } => self.nodes.send(&node, key, asking, &e.bytes),
+            Action::AwaitMap => self.await_map(key),
+        }
+    }
+
+    fn await_map(&mut self, key: usize) {
+        if let Some(max) = self.cfg.max_queue_length {
+            if self.awaiting_map.len() >= max {
+                let victim = if self.cfg.queue_shift {
+                    self.awaiting_map.pop_front()
+                } else {
+                    Some(key)
+                };
+                if let Some(v) = victim {
+                    self.fail(
+                        v,
+                        Error::new(
+                            ErrorKind::QueueFull,
+                            format!(
+                                "{max} commands are already waiting for the cluster's slot map (maxQueueLength)"
+                            ),
+                        ),
+                    );
+                }
+                if !self.cfg.queue_shift {
+                    return;
+                }
+            }
+        }
+        self.awaiting_map.push_back(key);
+    }
+
+    /// Completes entry `key` with `result` (client entries only reach the caller).
+    pub fn complete(&mut self, key: usize, result: Result<Reply, Error>) {
+        let Some(e) = self.take(key) else { return };
+        if let Kind::Client(id, flags) = e.kind {
+            self.done.push(Completion { id, flags, result });
+            self.clients -= 1;
+            if self.closing && self.clients == 0 {
+                self.shutdown();
+            }
+        }
+    }
+
+    pub fn fail(&mut self, key: usize, err: Error) {
+        self.complete(key, Err(err));
+    }
+
+    /// Fails every command waiting for a first slot map.
+    pub fn fail_awaiting(&mut self, err: &Error) {
+        while let Some(k) = self.awaiting_map.pop_front() {
+            self.fail(k, err.clone());
+        }
+    }
+
+    /// A new map was adopted: send what was waiting for one.
+    pub fn release_awaiting(&mut self) {
+        let waiting: Vec<usize> = self.awaiting_map.drain(..).collect();
+        for k in waiting {
+            self.dispatch(k);
+        }
+    }
+
+    fn conn_event(&mut self, ev: ConnEvent) {
+        match ev {
+            ConnEvent::Connected { addr, gen, writer } => {
+                let Some(parked) = self.nodes.connected(&addr, gen, writer) else {
+                    return;
+                };
+                if !self.connected_once {
+                    self.connected_once = true;
+                    self.events.push(Event::Connect);
+                }
+                self.events.push(Event::NodeReady(addr.clone()));
+                for (key, asking) in parked {
+                    if let Some(e) = self.entries[key].as_ref() {
+                        let bytes = e.bytes.clone();
+                        self.nodes.send(&addr, key, asking, &bytes);
+                    }
+                }
+                self.check_full_ready();
+            }
+            ConnEvent::Failed { addr, gen, error } | ConnEvent::Closed { addr, gen, error } => {
+                self.connection_lost(&addr, gen, &error)
+            }
+            ConnEvent::Replies {
+                addr,
+                gen,
+                replies,
+            } => match self.nodes.replies(&addr, gen, replies) {
+                Ok(pairs) => {
+                    for (key, reply) in pairs {
+                        if let Some(k) = key {
+                            self.on_reply(k, reply, &addr);
+                        }
+                    }
+                }
+                Err(()) => {
+                    self.connection_lost(&addr, gen, "the server sent a reply nobody asked for")
+                }
+            },
+        }
+    }
+
+    fn connection_lost(&mut self, addr: &NodeAddr, gen: u64, cause: &str) {
+        let Some(failed) = self.nodes.failed(addr, gen) else {
+            return;
+        };
+        let kind = if failed.written.is_empty() && !self.nodes.is_ready(addr) {
+            ErrorKind::ConnectionRefused
+        } else {
+            ErrorKind::ConnectionLost
+        };
+        self.events.push(Event::NodeDown(
+            addr.clone(),
+            Error::new(kind, cause.to_string()),
+        ));
+        let now = self.now_ms();
+        let lost = failed
+            .written
+            .into_iter()
+            .map(|k| (k, true))
+            .chain(failed.unwritten.into_iter().map(|k| (k, false)));
+        for (key, written) in lost {
+            let Some(e) = self.entries[key].as_mut() else {
+                continue;
+            };
+            if let Kind::Topology(_) = e.kind {
+                self.topology_failed(key, addr, kind, cause);
+                continue;
+            }
+            let outcome = e
+                .req
+                .on_connection_lost(addr, written, cause, now, &self.cfg.retry);
+            self.apply(key, outcome);
+        }
+        if self.map.is_some() {
+            self.request_refresh();
+        }
+    }
+
+    fn on_reply(&mut self, key: usize, reply: Reply, from: &NodeAddr) {
+        let now = self.now_ms();
+        let Some(e) = self.entries[key].as_mut() else {
+            return;
+        };
+        if let Kind::Topology(q) = e.kind {
+            self.topology_reply(key, q, from, reply);
+            return;
+        }
+        let outcome = e.req.on_reply(reply, from, now, &self.cfg.retry);
+        self.apply(key, outcome);
+    }
+
+    fn apply(&mut self, key: usize, outcome: Outcome) {
+        match outcome {
+            Outcome::Done(r) => self.complete(key, Ok(r)),
+            Outcome::Fail(err) => self.fail(key, err),
+            Outcome::Resend => {
+                self.stats.ask += 1;
+                self.dispatch(key);
+            }
+            Outcome::Moved { slot, addr } => {
+                self.stats.moved += 1;
+                self.patch(slot, &addr);
+                self.request_refresh();
+                self.dispatch(key);
+            }
+            Outcome::Retry { delay_ms, refresh } => {
+                self.stats.retries += 1;
+                if refresh {
+                    self.request_refresh();
+                }
+                let gen = self.entries[key].as_ref().map_or(0, |e| e.gen);
+                // Jitter spreads the retries of many requests that failed together.
+                let jitter = (self.rand() % 16) as u64;
+                self.timer(
+                    Duration::from_millis(delay_ms + jitter),
+                    TimerKind::Retry(key, gen),
+                );
+            }
+        }
+    }
+
+    fn patch(&mut self, slot: u16, addr: &NodeAddr) {
+        let Some(map) = self.map.as_mut() else { return };
+        if map.master(slot) == Some(addr) {
+            return;
+        }
+        let before = map.clone();
+        Arc::make_mut(map).patch(slot, addr);
+        self.stats.slot_patches += 1;
+        let change = before.diff(map);
+        self.events.push(Event::Topology(map.clone(), change));
+    }
+
+    pub fn timer(&self, after: Duration, kind: TimerKind) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(Msg::Timer(kind));
+        });
+    }
+
+    fn timer_fired(&mut self, t: TimerKind) {
+        match t {
+            TimerKind::Retry(key, gen) => {
+                if self.entries.get(key).and_then(|e| e.as_ref()).map(|e| e.gen) == Some(gen) {
+                    self.dispatch(key);
+                }
+            }
+            TimerKind::Refresh => {
+                self.refresh.timer_armed = false;
+                self.request_refresh();
+            }
+            TimerKind::Periodic => self.request_refresh(),
+            TimerKind::WaitExpired => {
+                self.wait_timer_set = false;
+                if self.map.is_none() {
+                    let err = self.refresh.no_map_error();
+                    self.fail_awaiting(&err);
+                }
+            }
+        }
+    }
+
+    fn on_timer(&mut self, t: TimerKind) {
+        if !self.stopped {
+            self.timer_fired(t);
+        }
+    }
+
+    /// A discovery round failed on every candidate while no map exists.
+    pub fn discovery_failed(&mut self, err: Error) {
+        self.events.push(Event::Error(err.clone()));
+        match self.cfg.wait_ms {
+            None => self.fail_awaiting(&err),
+            Some(ms) if !self.wait_timer_set => {
+                self.wait_timer_set = true;
+                self.timer(Duration::from_millis(ms), TimerKind::WaitExpired);
+            }
+            Some(_) => {}
+        }
+        if self.closing && self.clients == 0 {
+            self.shutdown();
+        }
+    }
+
+    pub fn check_full_ready(&mut self) {
+        if self.full_ready {
+            return;
+        }
+        let Some(map) = self.map.as_ref() else { return };
+        if map.nodes().iter().all(|n| self.nodes.is_ready(n)) {
+            self.full_ready = true;
+            self.events.push(Event::FullReady);
+        }
+    }
+
+    fn quit(&mut self) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        if self.map.is_none() {
+            self.fail_awaiting(&closed_error());
+        }
+        if self.clients == 0 {
+            self.shutdown();
+        }
+    }
+
+    fn shutdown(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.nodes.close_all();
+        self.events.push(Event::End);
+    }
+}

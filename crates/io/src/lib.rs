@@ -1,0 +1,162 @@
+//! The tokio side of redis-clustr-native: it carries out the engine's decisions over real
+//! connections. One dedicated thread runs a current-thread tokio runtime with a single driver
+//! task that owns all client state (slot map, nodes, in-flight requests), so there are no locks on
+//! the hot path; connection tasks only move bytes.
+//!
+//! The embedding layer talks to it through two things: `Client::submit` (a batch of encoded
+//! commands in, one channel send per batch) and a `Sink` (completed replies and events out, with
+//! one wake-up call when the sink goes from empty to non-empty).
+
+mod conn;
+mod driver;
+mod nodes;
+mod refresh;
+mod sink;
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use clustr_engine::request::{RetryPolicy, Target};
+use clustr_engine::topology::NodeAddr;
+use clustr_engine::{Error, ErrorKind};
+use tokio::sync::mpsc;
+
+pub use sink::{Completion, Event, Sink};
+
+/// Everything the io layer needs to know about the cluster and the caller's options.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub seeds: Vec<NodeAddr>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub connect_timeout_ms: u64,
+    pub retry: RetryPolicy,
+    /// Periodic refresh interval; a slow safety refresh runs when unset.
+    pub slot_interval_ms: Option<u64>,
+    /// redis-clustr's maxQueueLength / queueShift: commands waiting for the first slot map.
+    pub max_queue_length: Option<usize>,
+    pub queue_shift: bool,
+    /// redis-clustr's `wait`: how long queued commands wait for a first slot map after discovery
+    /// failed; None fails them as soon as a discovery round has failed on every seed.
+    pub wait_ms: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seeds: Vec::new(),
+            username: None,
+            password: None,
+            connect_timeout_ms: 10_000,
+            retry: RetryPolicy::default(),
+            slot_interval_ms: None,
+            max_queue_length: None,
+            queue_shift: true,
+            wait_ms: None,
+        }
+    }
+}
+
+/// A command ready to route: where it goes, whether it only reads, and its RESP bytes.
+#[derive(Clone, Debug)]
+pub struct Command {
+    /// The caller's id, echoed in its `Completion`. Never 0 (reserved).
+    pub id: u32,
+    /// Opaque to the io layer; echoed in the completion (reply conversion options).
+    pub flags: u8,
+    pub target: Target,
+    pub readonly: bool,
+    pub bytes: Bytes,
+}
+
+/// Counters a test or a dashboard can read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub moved: u64,
+    pub ask: u64,
+    pub retries: u64,
+    pub refreshes: u64,
+    pub slot_patches: u64,
+}
+
+pub(crate) enum Msg {
+    Submit(Vec<Command>),
+    Quit,
+    Stats(std::sync::mpsc::Sender<Stats>),
+    Conn(conn::ConnEvent),
+    Timer(driver::TimerKind),
+}
+
+/// Handle to a running client. Dropping it asks the driver to quit.
+pub struct Client {
+    tx: mpsc::UnboundedSender<Msg>,
+    sink: Arc<Sink>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Client {
+    /// Starts the io thread and begins discovering the cluster from the seeds.
+    pub fn start(config: Config, sink: Arc<Sink>) -> std::io::Result<Client> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let driver_tx = tx.clone();
+        let driver_sink = sink.clone();
+        let thread = std::thread::Builder::new()
+            .name("redis-clustr-io".into())
+            .spawn(move || {
+                runtime.block_on(driver::run(config, driver_tx, rx, driver_sink));
+            })?;
+        Ok(Client {
+            tx,
+            sink,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands a batch of commands to the driver. After quit they fail with CLOSED.
+    pub fn submit(&self, commands: Vec<Command>) {
+        if let Err(mpsc::error::SendError(Msg::Submit(commands))) =
+            self.tx.send(Msg::Submit(commands))
+        {
+            let closed = commands
+                .into_iter()
+                .map(|c| Completion {
+                    id: c.id,
+                    flags: c.flags,
+                    result: Err(closed_error()),
+                })
+                .collect();
+            self.sink.push(closed, Vec::new());
+        }
+    }
+
+    /// Drains in-flight commands, closes every connection, then emits `Event::End`.
+    pub fn quit(&self) {
+        let _ = self.tx.send(Msg::Quit);
+    }
+
+    /// A snapshot of the driver's counters (None once it has stopped).
+    pub fn stats(&self) -> Option<Stats> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx.send(Msg::Stats(tx)).ok()?;
+        rx.recv().ok()
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Quit);
+        // Detach: joining here could block the JS thread while sockets drain.
+        drop(self.thread.take());
+    }
+}
+
+pub(crate) fn closed_error() -> Error {
+    Error::new(
+        ErrorKind::Closed,
+        "the client was closed by quit(); no more commands are accepted",
+    )
+}

@@ -1,0 +1,198 @@
+//! The node table: one multiplexed, pipelined connection per node. Requests written to a node
+//! enter its FIFO (replies come back in order); requests for a node that is still connecting are
+//! parked and written the moment it is ready. Bytes written during one driver iteration are
+//! coalesced into a single chunk per node (`flush`), so a burst of commands is one write.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use clustr_engine::topology::NodeAddr;
+use clustr_engine::Reply;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::conn::{self, Handshake};
+use crate::Msg;
+
+const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+
+/// A request parked until its node is ready: (entry key, precede with ASKING).
+pub(crate) type Parked = (usize, bool);
+
+enum State {
+    Connecting,
+    Ready(mpsc::UnboundedSender<Bytes>),
+    Down,
+}
+
+struct Node {
+    gen: u64,
+    state: State,
+    out: BytesMut,
+    /// Entry keys in the order their replies will arrive; None for an ASKING reply.
+    fifo: VecDeque<Option<usize>>,
+    parked: Vec<Parked>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// What the driver must do about requests that were on a connection that failed.
+pub(crate) struct Failed {
+    /// Written to the socket: the server may have received them.
+    pub written: Vec<usize>,
+    /// Never written: safe to send again.
+    pub unwritten: Vec<usize>,
+}
+
+pub(crate) struct Nodes {
+    nodes: HashMap<NodeAddr, Node>,
+    dirty: Vec<NodeAddr>,
+    hs: Arc<Handshake>,
+    tx: mpsc::UnboundedSender<Msg>,
+    next_gen: u64,
+}
+
+impl Nodes {
+    pub fn new(hs: Handshake, tx: mpsc::UnboundedSender<Msg>) -> Self {
+        Nodes {
+            nodes: HashMap::new(),
+            dirty: Vec::new(),
+            hs: Arc::new(hs),
+            tx,
+            next_gen: 1,
+        }
+    }
+
+    /// Starts connecting to `addr` unless a connection exists or is being made.
+    pub fn ensure(&mut self, addr: &NodeAddr) {
+        let gen = self.next_gen;
+        let node = self.nodes.entry(addr.clone()).or_insert_with(|| Node {
+            gen: 0,
+            state: State::Down,
+            out: BytesMut::new(),
+            fifo: VecDeque::new(),
+            parked: Vec::new(),
+            task: None,
+        });
+        if let State::Down = node.state {
+            self.next_gen += 1;
+            node.gen = gen;
+            node.state = State::Connecting;
+            node.task = Some(conn::spawn(addr.clone(), gen, self.hs.clone(), self.tx.clone()));
+        }
+    }
+
+    /// Writes (or parks) request `key` for `addr`.
+    pub fn send(&mut self, addr: &NodeAddr, key: usize, asking: bool, bytes: &[u8]) {
+        self.ensure(addr);
+        let node = self.nodes.get_mut(addr).expect("ensured above");
+        match node.state {
+            State::Ready(_) => {
+                if node.out.is_empty() {
+                    self.dirty.push(addr.clone());
+                }
+                if asking {
+                    // ASKING and the command go back-to-back in the same chunk: nothing else
+                    // can come between them on this connection.
+                    node.out.extend_from_slice(ASKING);
+                    node.fifo.push_back(None);
+                }
+                node.out.extend_from_slice(bytes);
+                node.fifo.push_back(Some(key));
+            }
+            _ => node.parked.push((key, asking)),
+        }
+    }
+
+    /// Hands each node's coalesced bytes to its writer.
+    pub fn flush(&mut self) {
+        for addr in self.dirty.drain(..) {
+            if let Some(node) = self.nodes.get_mut(&addr) {
+                if let State::Ready(w) = &node.state {
+                    if !node.out.is_empty() {
+                        let _ = w.send(node.out.split().freeze());
+                    }
+                }
+            }
+        }
+    }
+
+    /// A connection finished its handshake; returns the requests parked for it.
+    pub fn connected(
+        &mut self,
+        addr: &NodeAddr,
+        gen: u64,
+        writer: mpsc::UnboundedSender<Bytes>,
+    ) -> Option<Vec<Parked>> {
+        let node = self.nodes.get_mut(addr).filter(|n| n.gen == gen)?;
+        node.state = State::Ready(writer);
+        Some(std::mem::take(&mut node.parked))
+    }
+
+    /// A connection failed or closed; returns what was riding on it.
+    pub fn failed(&mut self, addr: &NodeAddr, gen: u64) -> Option<Failed> {
+        let node = self.nodes.get_mut(addr).filter(|n| n.gen == gen)?;
+        node.state = State::Down;
+        node.out.clear();
+        if let Some(t) = node.task.take() {
+            t.abort();
+        }
+        Some(Failed {
+            written: node.fifo.drain(..).flatten().collect(),
+            unwritten: node.parked.drain(..).map(|(k, _)| k).collect(),
+        })
+    }
+
+    /// Matches replies to the requests at the head of the node's FIFO. Err means the server sent
+    /// a reply nobody asked for: the connection can no longer be trusted.
+    #[allow(clippy::type_complexity)]
+    pub fn replies(
+        &mut self,
+        addr: &NodeAddr,
+        gen: u64,
+        replies: Vec<Reply>,
+    ) -> Result<Vec<(Option<usize>, Reply)>, ()> {
+        let Some(node) = self.nodes.get_mut(addr).filter(|n| n.gen == gen) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(replies.len());
+        for r in replies {
+            match node.fifo.pop_front() {
+                Some(k) => out.push((k, r)),
+                None => return Err(()),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn is_ready(&self, addr: &NodeAddr) -> bool {
+        matches!(
+            self.nodes.get(addr).map(|n| &n.state),
+            Some(State::Ready(_))
+        )
+    }
+
+    /// Closes connections to nodes outside `keep` that carry no requests.
+    pub fn retain_busy_or(&mut self, keep: &[NodeAddr]) {
+        self.nodes.retain(|addr, n| {
+            let busy = !n.fifo.is_empty() || !n.parked.is_empty();
+            let kept = busy || keep.contains(addr);
+            if !kept {
+                if let Some(t) = n.task.take() {
+                    t.abort();
+                }
+            }
+            kept
+        });
+    }
+
+    /// Drops every connection (quit).
+    pub fn close_all(&mut self) {
+        for (_, mut n) in self.nodes.drain() {
+            n.state = State::Down;
+            if let Some(t) = n.task.take() {
+                t.abort();
+            }
+        }
+    }
+}

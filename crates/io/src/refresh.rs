@@ -1,0 +1,217 @@
+//! Topology refresh: single-flight (one round at a time), rate-limited (at most one round per
+//! 100 ms), trying candidates one after another: known masters, then replicas, then the seeds.
+//! Each candidate is asked CLUSTER SHARDS, falling back to CLUSTER SLOTS on servers that do not
+//! know it. A reply that does not parse into a complete map is never adopted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use clustr_engine::request::{Request, Target};
+use clustr_engine::resp::encode_command;
+use clustr_engine::topology::{self, NodeAddr, SlotMap};
+use clustr_engine::{Error, ErrorKind, Reply};
+
+use crate::driver::{Driver, Kind, TimerKind};
+use crate::Event;
+
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Which topology command an internal request carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Query {
+    Shards,
+    Slots,
+}
+
+#[derive(Default)]
+pub(crate) struct Refresh {
+    in_flight: bool,
+    again: bool,
+    pub timer_armed: bool,
+    last: Option<Instant>,
+    candidates: Vec<NodeAddr>,
+    /// What each candidate said this round: (address, code, message).
+    causes: Vec<(String, String, String)>,
+    failed_rounds: u32,
+}
+
+impl Refresh {
+    /// The error reported when no candidate produced a usable map.
+    pub fn no_map_error(&self) -> Error {
+        let not_cluster = !self.causes.is_empty()
+            && self.causes.iter().all(|c| c.1 == ErrorKind::NotACluster.code());
+        let (kind, msg) = if not_cluster {
+            (
+                ErrorKind::NotACluster,
+                "the seed servers answered but are not in cluster mode (cluster-enabled no)",
+            )
+        } else {
+            (
+                ErrorKind::NoSlotMap,
+                "could not get a slot map from any seed; see .errors for what each one said",
+            )
+        };
+        let mut e = Error::new(kind, msg);
+        e.causes = self.causes.clone();
+        e
+    }
+}
+
+impl Driver {
+    /// Starts a refresh round now, or as soon as the rate limit allows.
+    pub(crate) fn request_refresh(&mut self) {
+        if self.refresh.in_flight {
+            self.refresh.again = true;
+            return;
+        }
+        let now = Instant::now();
+        if let Some(last) = self.refresh.last {
+            let since = now.duration_since(last);
+            if since < MIN_INTERVAL {
+                if !self.refresh.timer_armed {
+                    self.refresh.timer_armed = true;
+                    self.timer(MIN_INTERVAL - since, TimerKind::Refresh);
+                }
+                return;
+            }
+        }
+        self.refresh.in_flight = true;
+        self.refresh.last = Some(now);
+        self.refresh.causes.clear();
+        self.stats.refreshes += 1;
+        let r = self.rand() as usize;
+        let mut candidates = match &self.map {
+            Some(map) => {
+                let mut masters: Vec<NodeAddr> =
+                    map.shards().iter().map(|s| s.master.clone()).collect();
+                if !masters.is_empty() {
+                    let n = masters.len();
+                    masters.rotate_left(r % n);
+                }
+                let mut all = masters;
+                for n in map.nodes() {
+                    if !all.contains(&n) {
+                        all.push(n);
+                    }
+                }
+                all
+            }
+            None => Vec::new(),
+        };
+        for s in &self.cfg.seeds {
+            if !candidates.contains(s) {
+                candidates.push(s.clone());
+            }
+        }
+        candidates.reverse();
+        self.refresh.candidates = candidates;
+        self.try_next_candidate();
+    }
+
+    fn try_next_candidate(&mut self) {
+        match self.refresh.candidates.pop() {
+            Some(node) => self.ask_topology(node, Query::Shards),
+            None => self.round_failed(),
+        }
+    }
+
+    fn ask_topology(&mut self, node: NodeAddr, q: Query) {
+        let mut bytes = BytesMut::new();
+        let sub: &[u8] = match q {
+            Query::Shards => b"SHARDS",
+            Query::Slots => b"SLOTS",
+        };
+        encode_command(&mut bytes, &[b"CLUSTER", sub]);
+        let req = Request::new(Target::Node(node), true, self.now_ms());
+        let key = self.insert(Kind::Topology(q), req, bytes.freeze());
+        self.dispatch(key);
+    }
+
+    fn cause(&mut self, node: &NodeAddr, kind: &str, msg: String) {
+        self.refresh.causes.push((node.to_string(), kind.to_string(), msg));
+    }
+
+    /// An internal topology request got its reply.
+    pub(crate) fn topology_reply(&mut self, key: usize, q: Query, from: &NodeAddr, reply: Reply) {
+        self.complete(key, Ok(Reply::Nil));
+        if let Reply::Error(msg) = &reply {
+            let text = String::from_utf8_lossy(&msg[..msg.len().min(256)]).into_owned();
+            if text.contains("cluster support disabled") {
+                self.cause(from, ErrorKind::NotACluster.code(), text);
+            } else if q == Query::Shards {
+                // Servers before 7.0 do not know CLUSTER SHARDS.
+                return self.ask_topology(from.clone(), Query::Slots);
+            } else {
+                let code = text.split(' ').next().unwrap_or("ERR").to_string();
+                self.cause(from, &code, text);
+            }
+            return self.try_next_candidate();
+        }
+        let parsed = match q {
+            Query::Shards => topology::from_cluster_shards(&reply, from, false),
+            Query::Slots => topology::from_cluster_slots(&reply, from),
+        };
+        match parsed {
+            Ok(map) => self.adopt(map),
+            Err(e) => {
+                self.cause(from, "BAD_TOPOLOGY", e.to_string());
+                self.try_next_candidate();
+            }
+        }
+    }
+
+    /// The connection carrying a topology request failed.
+    pub(crate) fn topology_failed(&mut self, key: usize, node: &NodeAddr, kind: ErrorKind, cause: &str) {
+        self.complete(key, Ok(Reply::Nil));
+        self.cause(node, kind.code(), cause.to_string());
+        self.try_next_candidate();
+    }
+
+    fn finish_round(&mut self) {
+        self.refresh.in_flight = false;
+        if std::mem::take(&mut self.refresh.again) {
+            self.request_refresh();
+        }
+    }
+
+    fn round_failed(&mut self) {
+        self.refresh.in_flight = false;
+        self.refresh.again = false;
+        self.refresh.failed_rounds += 1;
+        if self.map.is_none() {
+            let err = self.refresh.no_map_error();
+            self.discovery_failed(err);
+        }
+        // Back off between failed rounds: 200 ms doubling up to 5 s.
+        let delay = 200u64 << self.refresh.failed_rounds.min(5);
+        self.timer(Duration::from_millis(delay.min(5_000)), TimerKind::Refresh);
+        self.refresh.timer_armed = true;
+    }
+
+    fn adopt(&mut self, next: SlotMap) {
+        self.refresh.failed_rounds = 0;
+        let first = self.map.is_none();
+        let change = match &self.map {
+            Some(old) => old.diff(&next),
+            None => SlotMap::default().diff(&next),
+        };
+        let changed = first || !change.is_empty() || self.map.as_deref() != Some(&next);
+        if changed {
+            let map = Arc::new(next);
+            self.map = Some(map.clone());
+            self.events.push(Event::Topology(map.clone(), change));
+            let nodes = map.nodes();
+            for n in &nodes {
+                self.nodes.ensure(n);
+            }
+            self.nodes.retain_busy_or(&nodes);
+            if first {
+                self.events.push(Event::Ready);
+            }
+        }
+        self.finish_round();
+        self.release_awaiting();
+        self.check_full_ready();
+    }
+}

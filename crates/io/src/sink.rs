@@ -1,0 +1,97 @@
+//! Where finished work waits for the embedding thread: completed commands and client events.
+//! The wake callback fires only when the sink goes from empty to non-empty, so a burst of replies
+//! costs one wake-up and one drain, not one per reply.
+
+use std::sync::{Arc, Mutex};
+
+use clustr_engine::topology::{NodeAddr, SlotMap, TopologyChange};
+use clustr_engine::{Error, Reply};
+
+/// A finished command: the server's reply (errors included) or a client-side error.
+#[derive(Debug)]
+pub struct Completion {
+    pub id: u32,
+    pub flags: u8,
+    pub result: Result<Reply, Error>,
+}
+
+/// Client lifecycle events, in the order they happened.
+#[derive(Debug)]
+pub enum Event {
+    /// The first connection to any node is ready.
+    Connect,
+    /// The first slot map was adopted.
+    Ready,
+    /// Every node of the map has a ready connection.
+    FullReady,
+    NodeReady(NodeAddr),
+    /// A node's connection failed or dropped.
+    NodeDown(NodeAddr, Error),
+    /// The slot map changed (`change` is relative to the previous map; all added at first).
+    Topology(Arc<SlotMap>, TopologyChange),
+    Error(Error),
+    /// quit() finished: every connection is closed.
+    End,
+}
+
+type Wake = Box<dyn Fn() + Send + Sync>;
+
+#[derive(Default)]
+struct Pending {
+    completions: Vec<Completion>,
+    events: Vec<Event>,
+}
+
+/// The hand-off point between the io thread and the embedding thread.
+pub struct Sink {
+    pending: Mutex<Pending>,
+    /// None once released: the embedder no longer wants (or can take) wake-ups.
+    wake: Mutex<Option<Wake>>,
+}
+
+impl Sink {
+    pub fn new(wake: Wake) -> Self {
+        Sink {
+            pending: Mutex::new(Pending::default()),
+            wake: Mutex::new(Some(wake)),
+        }
+    }
+
+    /// Adds finished work; wakes the consumer if it had nothing pending.
+    pub fn push(&self, mut completions: Vec<Completion>, mut events: Vec<Event>) {
+        if completions.is_empty() && events.is_empty() {
+            return;
+        }
+        let was_empty = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let was_empty = p.completions.is_empty() && p.events.is_empty();
+            if p.completions.is_empty() {
+                std::mem::swap(&mut p.completions, &mut completions);
+            } else {
+                p.completions.append(&mut completions);
+            }
+            p.events.append(&mut events);
+            was_empty
+        };
+        if was_empty {
+            if let Some(wake) = self.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                wake();
+            }
+        }
+    }
+
+    /// Drops the wake callback (after `End`), so it stops keeping the embedder alive.
+    pub fn release_wake(&self) {
+        let wake = self.wake.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(wake);
+    }
+
+    /// Takes everything pending.
+    pub fn take(&self) -> (Vec<Completion>, Vec<Event>) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        (
+            std::mem::take(&mut p.completions),
+            std::mem::take(&mut p.events),
+        )
+    }
+}

@@ -1,0 +1,360 @@
+// redis-clustr-native: the hand-written CommonJS shim over the Rust engine, with the API of
+// redis-clustr 1.7.0. It shapes arguments the node_redis way, queues commands and hands them to
+// native code in one call per tick, and settles callbacks from one drain per wake-up. Routing,
+// redirections, retries and connections all live in Rust (src/, crates/).
+'use strict';
+
+const { EventEmitter } = require('events');
+const util = require('util');
+const { NativeCluster, commandNames } = require('./binding.js');
+const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
+const { normalize, normalizeHash, check } = require('./lib/args');
+const { clientError, fromNative, fromServer } = require('./lib/errors');
+const { NodeHandle } = require('./lib/node');
+
+const COMMANDS = commandNames();
+// Methods the class defines itself: a command of the same name must not replace them.
+const RESERVED = new Set(['quit', 'multi', 'batch', 'exec', 'send_command', 'constructor']);
+
+function redactedConfig(config) {
+  const copy = Object.assign({}, config);
+  if (config.redisOptions) {
+    copy.redisOptions = Object.assign({}, config.redisOptions);
+    for (const k of ['password', 'auth_pass']) if (k in copy.redisOptions) copy.redisOptions[k] = '[redacted]';
+  }
+  return copy;
+}
+
+function nativeOptions(config) {
+  const ro = config.redisOptions || {};
+  const password = ro.password !== undefined ? ro.password : ro.auth_pass;
+  if (password !== undefined && password !== null && typeof password !== 'string') {
+    throw clientError('INVALID_ARG', 'redisOptions.password must be a string');
+  }
+  const num = (v, name) => {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !(v >= 0)) throw clientError('INVALID_ARG', `${name} must be a non-negative number`);
+    return v;
+  };
+  if (config.slaves !== undefined && !['never', 'share', 'always'].includes(config.slaves)) {
+    throw clientError('INVALID_ARG', "slaves must be 'never', 'share' or 'always'");
+  }
+  return {
+    seeds: config.servers.map((s, i) => {
+      if (!s || typeof s.host !== 'string' || !Number.isInteger(Number(s.port))) {
+        throw clientError('INVALID_ARG', `servers[${i}] must be {host: string, port: number}`);
+      }
+      return { host: s.host, port: Number(s.port) };
+    }),
+    username: ro.user !== undefined ? String(ro.user) : ro.username !== undefined ? String(ro.username) : undefined,
+    password: password || undefined,
+    connectTimeout: num(ro.connect_timeout, 'redisOptions.connect_timeout'),
+    slaves: config.slaves,
+    slotInterval: num(config.slotInterval, 'slotInterval'),
+    maxQueueLength: num(config.maxQueueLength, 'maxQueueLength'),
+    queueShift: config.queueShift === undefined ? undefined : config.queueShift !== false,
+    wait: num(config.wait, 'wait'),
+    maxRedirections: num(config.maxRedirections, 'maxRedirections'),
+    retryBudget: num(config.retryBudget, 'retryBudget'),
+  };
+}
+
+// Runs settled callbacks outside the native wake-up, so an exception thrown by user code is an
+// ordinary uncaught exception (as with node_redis) and the remaining callbacks still run.
+function runCallbacks(list, start) {
+  for (let i = start; i < list.length; i += 3) {
+    try {
+      list[i](list[i + 1], list[i + 2]);
+    } catch (e) {
+      if (i + 3 < list.length) process.nextTick(runCallbacks, list, i + 3);
+      throw e;
+    }
+  }
+}
+
+function flush(self) {
+  self._flushScheduled = false;
+  const enc = self._enc;
+  if (enc.count === 0) return;
+  self._native.submit(enc.buf, enc.pos);
+  enc.reset();
+}
+
+function toObject(reply) {
+  if (!Array.isArray(reply) || reply.length === 0) return null;
+  const obj = {};
+  for (let i = 0; i < reply.length; i += 2) obj[String(reply[i])] = reply[i + 1];
+  return obj;
+}
+
+class RedisClustr extends EventEmitter {
+  constructor(config) {
+    super();
+    if (Array.isArray(config)) config = { servers: config };
+    if (!config || typeof config !== 'object' || !Array.isArray(config.servers) || config.servers.length === 0) {
+      throw clientError('INVALID_ARG', 'RedisClustr needs {servers: [{host, port}, ...]} with at least one server');
+    }
+    const options = nativeOptions(config);
+    const ro = config.redisOptions || {};
+    this.config = redactedConfig(config);
+    this.slots = [];
+    this.connections = {};
+    this.subscriptions = null;
+    this.ready = false;
+    this.connected = false;
+    this.fullReady = false;
+    this.quitting = false;
+    Object.defineProperties(this, {
+      _returnBuffers: { value: !!ro.return_buffers, writable: true },
+      _detectBuffers: { value: !!ro.detect_buffers, writable: true },
+      _pending: { value: new Map() },
+      _nextId: { value: 1, writable: true },
+      _enc: { value: new Encoder() },
+      _flushScheduled: { value: false, writable: true },
+      _quitCallbacks: { value: [] },
+      _ended: { value: false, writable: true },
+    });
+    Object.defineProperty(this, '_native', {
+      value: new NativeCluster(options, () => this._wake()),
+    });
+  }
+
+  [util.inspect.custom]() {
+    return `RedisClustr { servers: ${JSON.stringify(this.config.servers)}, ready: ${this.ready} }`;
+  }
+
+  // ---- sending ----
+
+  send_command(name, args, cb) {
+    if (typeof args === 'function') {
+      cb = args;
+      args = [];
+    }
+    if (typeof name !== 'string' || name === '') {
+      this._fail(clientError('INVALID_ARG', 'ERR send_command needs a command name string'), cb);
+      return this;
+    }
+    if (args !== undefined && !Array.isArray(args)) args = [args];
+    return this._queue(name.toLowerCase(), args ? args.slice() : [], cb, null);
+  }
+
+  sendCommand(name, args, cb) {
+    return this.send_command(name, args, cb);
+  }
+
+  _call(name, argsLike) {
+    const { args, cb } = name === 'hmset' || name === 'hset' ? normalizeHash(argsLike) : normalize(argsLike);
+    return this._queue(name, args, cb, null);
+  }
+
+  _queue(name, args, cb, node) {
+    if (cb !== undefined && typeof cb !== 'function') cb = undefined;
+    const hasBuffer = check(name, args);
+    if (hasBuffer instanceof Error) {
+      this._fail(hasBuffer, cb);
+      return this;
+    }
+    if (this.quitting) {
+      this._fail(clientError('CLOSED', `ERR ${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args), cb);
+      return this;
+    }
+    const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
+    const id = this._nextId;
+    this._nextId = id >= 0x7fffffff ? 1 : id + 1;
+    this._pending.set(id, { name, args, cb });
+    this._enc.push(id, flags, node, name, args);
+    if (!this._flushScheduled) {
+      this._flushScheduled = true;
+      process.nextTick(flush, this);
+    }
+    return this;
+  }
+
+  _fail(err, cb) {
+    if (cb) process.nextTick(cb, err);
+    else process.nextTick(() => this.emit('error', err));
+  }
+
+  // ---- receiving ----
+
+  _wake() {
+    // Take everything now, act on it on the next tick: user code never runs inside the native
+    // wake-up call.
+    process.nextTick(dispatch, this, this._native.drain());
+  }
+
+  _event(ev) {
+    switch (ev[0]) {
+      case 'connect':
+        this.connected = true;
+        this.emit('connect');
+        break;
+      case 'ready':
+        this.ready = true;
+        this.emit('ready');
+        break;
+      case 'fullReady':
+        this.fullReady = true;
+        this.emit('fullReady');
+        break;
+      case 'nodeReady': {
+        const n = this._handle(ev[1]);
+        n.ready = n.connected = true;
+        this.connected = true;
+        break;
+      }
+      case 'nodeDown': {
+        const n = this._handle(ev[1]);
+        n.ready = n.connected = false;
+        const err = fromNative(ev[2]);
+        err.address = ev[1];
+        this.emit('connectionError', err, n);
+        const wasConnected = this.connected;
+        this.connected = Object.values(this.connections).some((c) => c.ready);
+        if (wasConnected && !this.connected) this.emit('disconnect');
+        break;
+      }
+      case 'topology':
+        this._topology(ev[1], ev[2], ev[3], ev[4]);
+        break;
+      case 'error':
+        // Discovery failures also reach every waiting command's callback; emitting them with no
+        // listener would crash the process for an error the caller already sees.
+        if (this.listenerCount('error') > 0) this.emit('error', fromNative(ev[1]));
+        break;
+      case 'end':
+        this._end();
+        break;
+    }
+  }
+
+  _handle(address) {
+    let n = this.connections[address];
+    if (!n) n = this.connections[address] = new NodeHandle(this, address);
+    return n;
+  }
+
+  _topology(shards, added, removed, moved) {
+    const slots = new Array(16384);
+    const seen = new Set();
+    for (const [master, replicas, ranges] of shards) {
+      const handles = [this._handle(master)].concat(replicas.map((r) => this._handle(r)));
+      handles[0].master = true;
+      for (let i = 1; i < handles.length; i++) handles[i].master = false;
+      for (const h of handles) seen.add(h.address);
+      for (let r = 0; r < ranges.length; r += 2) {
+        for (let s = ranges[r]; s <= ranges[r + 1]; s++) slots[s] = handles;
+      }
+    }
+    for (const addr of Object.keys(this.connections)) if (!seen.has(addr)) delete this.connections[addr];
+    this.slots = slots;
+    this.emit('topology', {
+      added,
+      removed,
+      movedRanges: moved.map(([first, last, to]) => ({ first, last, to })),
+    });
+  }
+
+  _end() {
+    if (this._ended) return;
+    this._ended = true;
+    this.connected = false;
+    for (const n of Object.values(this.connections)) n.ready = n.connected = false;
+    this._native.close();
+    const cbs = this._quitCallbacks.splice(0);
+    for (const cb of cbs) cb(null, 'OK');
+    this.emit('end');
+  }
+
+  // ---- lifecycle ----
+
+  quit(cb) {
+    if (typeof cb === 'function') {
+      if (this._ended) process.nextTick(cb, null, 'OK');
+      else this._quitCallbacks.push(cb);
+    }
+    if (!this.quitting) {
+      this.quitting = true;
+      // Commands queued this tick go out first, then the native side drains and closes.
+      flush(this);
+      this._native.quit();
+    }
+    return this;
+  }
+
+  waitFor(evt, already, cb) {
+    if (typeof already === 'function') {
+      cb = already;
+      already = this[evt];
+    }
+    if (this.quitting) return cb(clientError('CLOSED', 'cluster is quitting'));
+    if (already) return cb();
+    let timer = null;
+    const done = () => {
+      if (timer) clearTimeout(timer);
+      cb();
+    };
+    this.once(evt, done);
+    if (this.config.wait) {
+      timer = setTimeout(() => {
+        this.removeListener(evt, done);
+        cb(clientError('TIMEOUT', `'${evt}' did not happen within wait (${this.config.wait} ms)`));
+      }, this.config.wait);
+    }
+  }
+
+  // Diagnostics: redirections followed and topology work done so far.
+  stats() {
+    const s = this._native.stats();
+    return { moved: s[0], ask: s[1], retries: s[2], refreshes: s[3], slotPatches: s[4] };
+  }
+}
+
+function dispatch(self, out) {
+  const calls = [];
+  for (let i = 0; i < out.length; i += 2) {
+    const id = out[i];
+    const v = out[i + 1];
+    if (id === 0) {
+      self._event(v);
+      continue;
+    }
+    const key = id > 0 ? id : -id;
+    const p = self._pending.get(key);
+    if (!p) continue;
+    self._pending.delete(key);
+    let err = null;
+    let value;
+    if (id < 0) err = fromNative(v, p.name, p.args);
+    else if (v instanceof Error) err = fromServer(v, p.name, p.args);
+    else value = p.name === 'hgetall' ? toObject(v) : v;
+    if (p.cb) calls.push(p.cb, err, value);
+    else if (err) calls.push((e) => self.emit('error', e), err, undefined);
+  }
+  if (calls.length) runCallbacks(calls, 0);
+}
+
+for (const name of COMMANDS) {
+  for (const method of [name, name.toUpperCase()]) {
+    if (RESERVED.has(name) || Object.prototype.hasOwnProperty.call(RedisClustr.prototype, method)) continue;
+    Object.defineProperty(RedisClustr.prototype, method, {
+      value: function (...args) {
+        return this._call(name, args);
+      },
+      writable: true,
+      configurable: true,
+    });
+  }
+}
+for (const name of COMMANDS) {
+  if (RESERVED.has(name)) continue;
+  NodeHandle.prototype[name] = NodeHandle.prototype[name.toUpperCase()] = function (...argsLike) {
+    const { args, cb } = normalize(argsLike);
+    return this._cluster._queue(name, args, cb, this.address);
+  };
+}
+
+module.exports = RedisClustr;
+module.exports.RedisClustr = RedisClustr;
+module.exports.RedisCluster = RedisClustr;
+module.exports.default = RedisClustr;

@@ -1,0 +1,89 @@
+// node_redis v2/v3 argument shapes → a flat argument list and an optional callback, and the type
+// check every argument passes before anything is queued. Error messages name the position and
+// the type of a bad argument, never its value (it may be a secret).
+'use strict';
+
+const { clientError } = require('./errors');
+
+// (a, b, c, cb) | ([a, b, c], cb) | (key, [b, c], cb); a trailing undefined is the callback slot,
+// exactly as node_redis treats it.
+function normalize(argsLike) {
+  const len = argsLike.length;
+  let arr;
+  let cb;
+  if (Array.isArray(argsLike[0])) {
+    arr = argsLike[0].slice();
+    cb = argsLike[1];
+  } else if (Array.isArray(argsLike[1])) {
+    if (len === 3) cb = argsLike[2];
+    arr = [argsLike[0]].concat(argsLike[1]);
+  } else {
+    let n = len;
+    if (n !== 0 && (typeof argsLike[n - 1] === 'function' || argsLike[n - 1] === undefined)) {
+      n--;
+      cb = argsLike[n];
+    }
+    arr = new Array(n);
+    for (let i = 0; i < n; i++) arr[i] = argsLike[i];
+  }
+  return { args: arr, cb: typeof cb === 'function' ? cb : undefined };
+}
+
+// hmset/hset(key, {field: value}, cb) → key, field, value, ...
+function normalizeHash(argsLike) {
+  const obj = argsLike[1];
+  if (
+    argsLike.length >= 2 &&
+    obj !== null &&
+    typeof obj === 'object' &&
+    !Array.isArray(obj) &&
+    !Buffer.isBuffer(obj) &&
+    (argsLike.length === 2 || (argsLike.length === 3 && (typeof argsLike[2] === 'function' || argsLike[2] === undefined)))
+  ) {
+    const arr = [argsLike[0]];
+    for (const field of Object.keys(obj)) arr.push(field, obj[field]);
+    return { args: arr, cb: typeof argsLike[2] === 'function' ? argsLike[2] : undefined };
+  }
+  return normalize(argsLike);
+}
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a nested array';
+  return typeof v === 'object' || typeof v === 'function' ? `a value of type ${typeof v}` : typeof v;
+}
+
+// Converts args in place to strings/Buffers; returns an Error for the first bad one, or null.
+// `hasBuffer` is reported so detect_buffers can pick the reply type.
+function check(name, args) {
+  let hasBuffer = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const t = typeof a;
+    if (t === 'string') continue;
+    if (t === 'number') {
+      if (!Number.isFinite(a)) return invalid(name, args, i, `a non-finite number`);
+      args[i] = String(a);
+    } else if (t === 'bigint') {
+      args[i] = String(a);
+    } else if (a instanceof Uint8Array) {
+      hasBuffer = true;
+      // Copy now: a Buffer the caller mutates after the call must not change what is sent.
+      args[i] = Buffer.from(a);
+    } else {
+      return invalid(name, args, i, describe(a));
+    }
+  }
+  return hasBuffer;
+}
+
+function invalid(name, args, i, what) {
+  return clientError(
+    'INVALID_ARG',
+    `ERR invalid argument ${i + 1} for ${name.toUpperCase()}: ${what} is not a string, number or Buffer; nothing was sent`,
+    name,
+    args.map((a) => (typeof a === 'string' || Buffer.isBuffer(a) ? a : `<${describe(a)}>`))
+  );
+}
+
+module.exports = { normalize, normalizeHash, check };

@@ -1,0 +1,68 @@
+// Packs queued commands into one Buffer for the single native call per tick (see
+// src/binding/submit.rs for the format). One reusable buffer: the native side copies what it
+// needs during the call, so the bytes can be overwritten by the next flush.
+'use strict';
+
+const FLAG_BUFFERS = 1;
+const FLAG_NODE = 2;
+
+class Encoder {
+  constructor() {
+    this.buf = Buffer.allocUnsafe(64 * 1024);
+    this.pos = 0;
+    this.count = 0;
+  }
+
+  ensure(n) {
+    if (this.pos + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.pos + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  // `args` are already validated strings or Buffers; `name` is the command name.
+  push(id, flags, node, name, args) {
+    this.ensure(9);
+    const b = this.buf;
+    b.writeUInt32LE(id, this.pos);
+    b[this.pos + 4] = flags | (node ? FLAG_NODE : 0);
+    this.pos += 5;
+    if (node) this.string(node);
+    this.ensure(4);
+    this.buf.writeUInt32LE(args.length + 1, this.pos);
+    this.pos += 4;
+    this.string(name);
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (typeof a === 'string') this.string(a);
+      else this.bytes(a);
+    }
+    this.count++;
+  }
+
+  string(s) {
+    // At most 3 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, 3 bytes).
+    this.ensure(4 + s.length * 3);
+    const n = this.buf.write(s, this.pos + 4, 'utf8');
+    this.buf.writeUInt32LE(n, this.pos);
+    this.pos += 4 + n;
+  }
+
+  bytes(u8) {
+    this.ensure(4 + u8.length);
+    this.buf.writeUInt32LE(u8.length, this.pos);
+    this.buf.set(u8, this.pos + 4);
+    this.pos += 4 + u8.length;
+  }
+
+  reset() {
+    this.pos = 0;
+    this.count = 0;
+    // Do not keep a huge buffer around after one big value went through.
+    if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(64 * 1024);
+  }
+}
+
+module.exports = { Encoder, FLAG_BUFFERS };

@@ -1,0 +1,202 @@
+//! Rust → JS values, built in one pass on the JS thread with raw N-API calls (one call per value;
+//! no intermediate JSON or per-value wrapper objects).
+//!
+//! `drain` returns one flat array: for each event `0, [name, ...args]`; for each completion
+//! `id, reply` on success or `-id, [code, message, causes]` on failure. Reply values follow
+//! node_redis: status → string, integer → number, bulk → string (Buffer when the command's flags
+//! ask for buffers), nil → null, array → array, an error nested in an array → Error with `.code`.
+
+use std::ptr;
+
+use clustr_engine::topology::{NodeAddr, SlotMap, TopologyChange};
+use clustr_engine::{Error, Reply};
+use clustr_io::{Completion, Event};
+use napi::bindgen_prelude::{ToNapiValue, TypeName, ValueType};
+use napi::sys::{self, napi_env, napi_value};
+
+/// Flag bit: bulk replies become Buffers.
+pub const FLAG_BUFFERS: u8 = 1;
+
+pub struct Drained {
+    pub completions: Vec<Completion>,
+    pub events: Vec<Event>,
+}
+
+impl TypeName for Drained {
+    fn type_name() -> &'static str {
+        "Array"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+type R = napi::Result<napi_value>;
+
+fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::from_reason(format!("N-API call failed: {what}")))
+    }
+}
+
+struct Js(napi_env);
+
+impl Js {
+    fn array(&self, len: usize) -> R {
+        let mut v = ptr::null_mut();
+        check(unsafe { sys::napi_create_array_with_length(self.0, len, &mut v) }, "array")?;
+        Ok(v)
+    }
+    fn set(&self, arr: napi_value, i: usize, v: napi_value) -> napi::Result<()> {
+        check(unsafe { sys::napi_set_element(self.0, arr, i as u32, v) }, "set")
+    }
+    fn string(&self, s: &[u8]) -> R {
+        let mut v = ptr::null_mut();
+        // Invalid UTF-8 becomes U+FFFD, as Buffer#toString does in node_redis.
+        check(
+            unsafe { sys::napi_create_string_utf8(self.0, s.as_ptr().cast(), s.len() as isize, &mut v) },
+            "string",
+        )?;
+        Ok(v)
+    }
+    fn buffer(&self, s: &[u8]) -> R {
+        let mut v = ptr::null_mut();
+        let mut data = ptr::null_mut();
+        check(
+            unsafe { sys::napi_create_buffer_copy(self.0, s.len(), s.as_ptr().cast(), &mut data, &mut v) },
+            "buffer",
+        )?;
+        Ok(v)
+    }
+    fn number(&self, n: f64) -> R {
+        let mut v = ptr::null_mut();
+        check(unsafe { sys::napi_create_double(self.0, n, &mut v) }, "number")?;
+        Ok(v)
+    }
+    fn null(&self) -> R {
+        let mut v = ptr::null_mut();
+        check(unsafe { sys::napi_get_null(self.0, &mut v) }, "null")?;
+        Ok(v)
+    }
+    fn error(&self, code: &[u8], msg: &[u8]) -> R {
+        let (c, m) = (self.string(code)?, self.string(msg)?);
+        let mut v = ptr::null_mut();
+        check(unsafe { sys::napi_create_error(self.0, c, m, &mut v) }, "error")?;
+        Ok(v)
+    }
+    fn list(&self, items: Vec<napi_value>) -> R {
+        let arr = self.array(items.len())?;
+        for (i, v) in items.into_iter().enumerate() {
+            self.set(arr, i, v)?;
+        }
+        Ok(arr)
+    }
+    fn addr(&self, a: &NodeAddr) -> R {
+        self.string(a.to_string().as_bytes())
+    }
+
+    fn reply(&self, r: &Reply, buffers: bool) -> R {
+        match r {
+            Reply::Status(s) => self.string(s),
+            Reply::Int(i) => self.number(*i as f64),
+            Reply::Bulk(b) if buffers => self.buffer(b),
+            Reply::Bulk(b) => self.string(b),
+            Reply::Nil => self.null(),
+            Reply::Error(e) => self.error(first_word(e), e),
+            Reply::Array(items) => {
+                let arr = self.array(items.len())?;
+                for (i, item) in items.iter().enumerate() {
+                    let v = self.reply(item, buffers)?;
+                    self.set(arr, i, v)?;
+                }
+                Ok(arr)
+            }
+        }
+    }
+
+    fn failure(&self, e: &Error) -> R {
+        let causes = e
+            .causes
+            .iter()
+            .map(|(a, c, m)| self.list(vec![self.string(a.as_bytes())?, self.string(c.as_bytes())?, self.string(m.as_bytes())?]))
+            .collect::<napi::Result<Vec<_>>>()?;
+        self.list(vec![
+            self.string(e.kind.code().as_bytes())?,
+            self.string(e.message.as_bytes())?,
+            self.list(causes)?,
+        ])
+    }
+
+    fn topology(&self, map: &SlotMap, change: &TopologyChange) -> napi::Result<Vec<napi_value>> {
+        let ranges = map.ranges();
+        let mut shards = Vec::new();
+        for (i, s) in map.shards().iter().enumerate() {
+            let mut flat = Vec::new();
+            for r in ranges.iter().filter(|r| r.2 as usize == i) {
+                flat.push(self.number(r.0 as f64)?);
+                flat.push(self.number(r.1 as f64)?);
+            }
+            let replicas = s.replicas.iter().map(|r| self.addr(r)).collect::<napi::Result<Vec<_>>>()?;
+            shards.push(self.list(vec![self.addr(&s.master)?, self.list(replicas)?, self.list(flat)?])?);
+        }
+        let addrs = |v: &[NodeAddr]| -> R { self.list(v.iter().map(|a| self.addr(a)).collect::<napi::Result<_>>()?) };
+        let moved = change
+            .moved_ranges
+            .iter()
+            .map(|(f, l, a)| self.list(vec![self.number(*f as f64)?, self.number(*l as f64)?, self.addr(a)?]))
+            .collect::<napi::Result<Vec<_>>>()?;
+        Ok(vec![
+            self.string(b"topology")?,
+            self.list(shards)?,
+            addrs(&change.added)?,
+            addrs(&change.removed)?,
+            self.list(moved)?,
+        ])
+    }
+
+    fn event(&self, e: &Event) -> R {
+        let name = |n: &str| self.string(n.as_bytes());
+        let items = match e {
+            Event::Connect => vec![name("connect")?],
+            Event::Ready => vec![name("ready")?],
+            Event::FullReady => vec![name("fullReady")?],
+            Event::End => vec![name("end")?],
+            Event::NodeReady(a) => vec![name("nodeReady")?, self.addr(a)?],
+            Event::NodeDown(a, err) => vec![name("nodeDown")?, self.addr(a)?, self.failure(err)?],
+            Event::Error(err) => vec![name("error")?, self.failure(err)?],
+            Event::Topology(map, change) => self.topology(map, change)?,
+        };
+        self.list(items)
+    }
+}
+
+/// The error code of a server error: its first word.
+fn first_word(e: &[u8]) -> &[u8] {
+    let end = e.iter().position(|&c| c == b' ').unwrap_or(e.len()).min(64);
+    &e[..end]
+}
+
+impl ToNapiValue for Drained {
+    unsafe fn to_napi_value(env: napi_env, val: Self) -> R {
+        let js = Js(env);
+        let out = js.array(2 * (val.events.len() + val.completions.len()))?;
+        let mut i = 0;
+        for e in &val.events {
+            js.set(out, i, js.number(0.0)?)?;
+            js.set(out, i + 1, js.event(e)?)?;
+            i += 2;
+        }
+        for c in &val.completions {
+            let (id, v) = match &c.result {
+                Ok(r) => (c.id as f64, js.reply(r, c.flags & FLAG_BUFFERS != 0)?),
+                Err(e) => (-(c.id as f64), js.failure(e)?),
+            };
+            js.set(out, i, js.number(id)?)?;
+            js.set(out, i + 1, v)?;
+            i += 2;
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,102 @@
+//! `NativeCluster`, the one class JS sees. Its methods are named after what they do and stay
+//! small: the work is in `submit` (JS → Rust commands), `convert` (Rust → JS values) and `options`.
+
+mod convert;
+mod options;
+mod submit;
+
+use std::sync::Arc;
+
+use clustr_io::{Client, Sink};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::bindgen_prelude::BufferSlice;
+use napi::Status;
+use napi_derive::napi;
+
+use convert::Drained;
+use options::Options;
+
+/// A JS function the io thread calls (with no arguments) when replies or events are waiting.
+type Wake = ThreadsafeFunction<(), (), (), Status, false>;
+
+#[napi]
+pub struct NativeCluster {
+    client: Client,
+    sink: Arc<Sink>,
+}
+
+#[napi]
+impl NativeCluster {
+    /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return.
+    #[napi(constructor)]
+    pub fn new(options: Options, wake: Wake) -> napi::Result<Self> {
+        let config = options.into_config()?;
+        let sink = Arc::new(Sink::new(Box::new(move || {
+            wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        })));
+        let client = Client::start(config, sink.clone())
+            .map_err(|e| napi::Error::from_reason(format!("could not start the io thread: {e}")))?;
+        Ok(NativeCluster { client, sink })
+    }
+
+    /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`).
+    /// Commands rejected here complete with their error through `drain`, like any other.
+    #[napi]
+    pub fn submit(&self, batch: BufferSlice, len: u32) {
+        let len = (len as usize).min(batch.len());
+        let (commands, rejected) = submit::parse(&batch[..len]);
+        if !rejected.is_empty() {
+            self.sink.push(rejected, Vec::new());
+        }
+        if !commands.is_empty() {
+            self.client.submit(commands);
+        }
+    }
+
+    /// Everything finished since the last call: `[event..., id, reply, ...]` (see `convert`).
+    #[napi]
+    pub fn drain(&self) -> Drained {
+        let (completions, events) = self.sink.take();
+        Drained {
+            completions,
+            events,
+        }
+    }
+
+    /// Finishes in-flight commands, then closes every connection; `end` follows.
+    #[napi]
+    pub fn quit(&self) {
+        self.client.quit();
+    }
+
+    /// Stops wake-ups so the process can exit; called by the shim after `end`.
+    #[napi]
+    pub fn close(&self) {
+        self.sink.release_wake();
+    }
+
+    /// Counters: MOVED and ASK followed, retries, topology refreshes, slot patches.
+    #[napi]
+    pub fn stats(&self) -> Vec<f64> {
+        let s = self.client.stats().unwrap_or_default();
+        vec![
+            s.moved as f64,
+            s.ask as f64,
+            s.retries as f64,
+            s.refreshes as f64,
+            s.slot_patches as f64,
+        ]
+    }
+}
+
+/// Every top-level command name the command table knows (lowercase), for the shim's methods.
+#[napi]
+pub fn command_names() -> Vec<String> {
+    clustr_engine::command::names().map(str::to_string).collect()
+}
+
+/// The slot of a key's bytes, as the client routes it.
+#[napi]
+pub fn key_slot(key: BufferSlice) -> u32 {
+    clustr_engine::slot::slot(&key) as u32
+}

@@ -1,0 +1,73 @@
+//! JS options → `clustr_io::Config`. Validation messages name the option, never its value
+//! (a password must not leak into an error).
+
+use clustr_engine::request::RetryPolicy;
+use clustr_engine::route::ReplicaPolicy;
+use clustr_engine::topology::NodeAddr;
+use clustr_io::Config;
+use napi_derive::napi;
+
+#[napi(object)]
+pub struct Seed {
+    pub host: String,
+    pub port: u32,
+}
+
+/// The options the shim has already normalised from redis-clustr's config.
+#[napi(object)]
+pub struct Options {
+    pub seeds: Vec<Seed>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub connect_timeout: Option<f64>,
+    pub slaves: Option<String>,
+    pub slot_interval: Option<f64>,
+    pub max_queue_length: Option<f64>,
+    pub queue_shift: Option<bool>,
+    pub wait: Option<f64>,
+    pub max_redirections: Option<u32>,
+    pub retry_budget: Option<f64>,
+}
+
+fn invalid(msg: &str) -> napi::Error {
+    napi::Error::new(napi::Status::InvalidArg, msg.to_string())
+}
+
+impl Options {
+    pub fn into_config(self) -> napi::Result<Config> {
+        if self.seeds.is_empty() {
+            return Err(invalid("servers must list at least one {host, port}"));
+        }
+        let mut seeds = Vec::with_capacity(self.seeds.len());
+        for s in self.seeds {
+            if s.port == 0 || s.port > 65535 {
+                return Err(invalid("every server needs a port between 1 and 65535"));
+            }
+            seeds.push(NodeAddr::new(s.host, s.port as u16));
+        }
+        let replicas = match self.slaves.as_deref() {
+            None => ReplicaPolicy::Never,
+            Some(s) => ReplicaPolicy::parse(s)
+                .ok_or_else(|| invalid("slaves must be 'never', 'share' or 'always'"))?,
+        };
+        let defaults = RetryPolicy::default();
+        let ms = |v: Option<f64>| v.filter(|v| v.is_finite() && *v >= 0.0).map(|v| v as u64);
+        Ok(Config {
+            seeds,
+            username: self.username,
+            password: self.password,
+            connect_timeout_ms: ms(self.connect_timeout).unwrap_or(10_000),
+            retry: RetryPolicy {
+                max_redirections: self
+                    .max_redirections
+                    .map_or(defaults.max_redirections, |m| m.min(255) as u8),
+                budget_ms: ms(self.retry_budget).unwrap_or(defaults.budget_ms),
+                replicas,
+            },
+            slot_interval_ms: ms(self.slot_interval),
+            max_queue_length: ms(self.max_queue_length).map(|v| v as usize),
+            queue_shift: self.queue_shift.unwrap_or(true),
+            wait_ms: ms(self.wait),
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! Parses the shim's command batch and prepares each command for the driver: validated, routed to
+//! a slot, and encoded as RESP. This runs on the JS thread inside the one native call per tick.
+//!
+//! Batch format (little-endian), one record per command:
+//! `id: u32 | flags: u8 | [len: u32 | "host:port" when flags has FLAG_NODE] | argc: u32 |
+//! argc × (len: u32 | bytes)`; args[0] is the command name.
+
+use bytes::BytesMut;
+use clustr_engine::command::CommandSpec;
+use clustr_engine::keys::{self, Route};
+use clustr_engine::request::Target;
+use clustr_engine::topology::NodeAddr;
+use clustr_engine::resp::encode_command;
+use clustr_engine::{command, Error, ErrorKind};
+use clustr_io::{Command, Completion};
+
+/// Commands that change a connection's state. On a connection shared by every caller they would
+/// leak into other callers' commands, so they are refused with a pointer to the right API.
+const CONNECTION_STATE: &[(&str, &str)] = &[
+    ("multi", "use batch() / multi() from the client instead"),
+    ("exec", "use batch() / multi() from the client instead"),
+    ("discard", "use batch() / multi() from the client instead"),
+    ("watch", "transactions with WATCH are not built yet"),
+    ("unwatch", "transactions with WATCH are not built yet"),
+    ("select", "Redis Cluster only has database 0"),
+    ("subscribe", "pub/sub is not built yet"),
+    ("psubscribe", "pub/sub is not built yet"),
+    ("ssubscribe", "pub/sub is not built yet"),
+    ("unsubscribe", "pub/sub is not built yet"),
+    ("punsubscribe", "pub/sub is not built yet"),
+    ("sunsubscribe", "pub/sub is not built yet"),
+    ("monitor", "MONITOR would take over a shared connection"),
+    ("hello", "the client negotiates the protocol itself"),
+    ("reset", "RESET would clear the shared connection's state"),
+    ("quit", "call quit() on the client"),
+    ("auth", "pass redisOptions.password instead"),
+    ("readonly", "use the slaves option instead"),
+    ("readwrite", "use the slaves option instead"),
+    ("asking", "the client sends ASKING itself when following ASK"),
+];
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn u32(&mut self) -> Option<u32> {
+        let v = self.b.get(self.pos..self.pos + 4)?;
+        self.pos += 4;
+        Some(u32::from_le_bytes([v[0], v[1], v[2], v[3]]))
+    }
+    fn u8(&mut self) -> Option<u8> {
+        let v = *self.b.get(self.pos)?;
+        self.pos += 1;
+        Some(v)
+    }
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let v = self.b.get(self.pos..self.pos.checked_add(n)?)?;
+        self.pos += n;
+        Some(v)
+    }
+}
+
+/// Splits a batch into commands for the driver and immediate rejections.
+pub fn parse(batch: &[u8]) -> (Vec<Command>, Vec<Completion>) {
+    let mut commands = Vec::new();
+    let mut rejected = Vec::new();
+    let mut out = BytesMut::with_capacity(batch.len() + batch.len() / 2);
+    let mut args: Vec<&[u8]> = Vec::with_capacity(8);
+    let mut c = Cursor { b: batch, pos: 0 };
+    while c.pos < batch.len() {
+        let (Some(id), Some(flags)) = (c.u32(), c.u8()) else {
+            break;
+        };
+        let node = if flags & FLAG_NODE != 0 {
+            match c.u32().and_then(|n| c.bytes(n as usize)) {
+                Some(a) => Some(a),
+                None => break,
+            }
+        } else {
+            None
+        };
+        let Some(argc) = c.u32() else { break };
+        args.clear();
+        for _ in 0..argc {
+            match c.u32().and_then(|n| c.bytes(n as usize)) {
+                Some(a) => args.push(a),
+                None => return (commands, rejected),
+            }
+        }
+        let prepared = prepare(&args).and_then(|(target, readonly)| match node {
+            Some(n) => Ok((Target::Node(parse_addr(n)?), readonly)),
+            None => Ok((target, readonly)),
+        });
+        match prepared {
+            Ok((target, readonly)) => {
+                encode_command(&mut out, &args);
+                commands.push(Command {
+                    id,
+                    flags,
+                    target,
+                    readonly,
+                    bytes: out.split().freeze(),
+                });
+            }
+            Err(e) => rejected.push(Completion {
+                id,
+                flags,
+                result: Err(e),
+            }),
+        }
+    }
+    (commands, rejected)
+}
+
+/// Flag bit: the command is pinned to one node (a `connections[...]` handle).
+const FLAG_NODE: u8 = 2;
+
+fn parse_addr(a: &[u8]) -> Result<NodeAddr, Error> {
+    let bad = || Error::new(ErrorKind::InvalidArg, "node address must be \"host:port\"");
+    let s = std::str::from_utf8(a).map_err(|_| bad())?;
+    let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(NodeAddr::new(host, port))
+}
+
+/// Where a command goes and whether it only reads.
+fn prepare(args: &[&[u8]]) -> Result<(Target, bool), Error> {
+    let Some(name) = args.first() else {
+        return Err(Error::new(ErrorKind::InvalidArg, "empty command"));
+    };
+    if let Some((_, why)) = CONNECTION_STATE
+        .iter()
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidArg,
+            format!("{} is not allowed on a cluster client: {why}", upper(name)),
+        ));
+    }
+    let spec = command::resolve(args);
+    if let Some(s) = spec {
+        if s.first_key > 0 && !s.has_movable_keys() && args.len() <= s.first_key as usize {
+            return Err(Error::new(
+                ErrorKind::NoKey,
+                format!("{} needs a key and none was given", upper(name)),
+            ));
+        }
+    }
+    let readonly = spec.is_some_and(CommandSpec::is_readonly);
+    let (route, _) = keys::route_of(args)?;
+    let target = match route {
+        Route::Slot(s) => Target::Slot(s),
+        Route::NoKeys => Target::Random,
+        // Not split here: the first key's owner answers with CROSSSLOT, as the server would.
+        Route::CrossSlot => Target::Slot(first_key_slot(spec, args)),
+    };
+    Ok((target, readonly))
+}
+
+fn first_key_slot(spec: Option<&'static CommandSpec>, args: &[&[u8]]) -> u16 {
+    let mut pos = Vec::new();
+    if let Some(s) = spec {
+        let _ = keys::key_positions(s, args, &mut pos);
+    }
+    pos.first()
+        .map_or(0, |&i| clustr_engine::slot::slot(args[i]))
+}
+
+fn upper(name: &[u8]) -> String {
+    String::from_utf8_lossy(&name[..name.len().min(64)]).to_ascii_uppercase()
+}

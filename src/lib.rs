@@ -1,0 +1,5 @@
+//! The Node addon: napi-rs glue only. It turns JS options into a `clustr_io::Config`, parses the
+//! shim's batched command buffer into routed commands, and turns replies and events into JS
+//! values. No Redis logic lives here; that is `clustr-engine` (decisions) and `clustr-io` (I/O).
+
+mod binding;
