@@ -6,7 +6,7 @@
 
 const { EventEmitter } = require('events');
 const util = require('util');
-const { NativeCluster, commandNames } = require('./binding.js');
+const { NativeCluster, commandNames, keySlot } = require('./binding.js');
 const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
 const { normalize, normalizeHash, check } = require('./lib/args');
 const { clientError, fromNative, fromServer } = require('./lib/errors');
@@ -353,6 +353,25 @@ for (const name of COMMANDS) {
     return this._cluster._queue(name, args, cb, this.address);
   };
 }
+
+// Promise twins, the bluebird.promisifyAll convention: getAsync(...) resolves with the reply.
+for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
+  const fn = RedisClustr.prototype[name];
+  if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || name.endsWith('Async')) continue;
+  if (['waitFor', 'stats', 'on', 'once', 'emit'].includes(name)) continue;
+  Object.defineProperty(RedisClustr.prototype, `${name}Async`, {
+    value: function (...args) {
+      return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+
+/** The hash slot of a key (string or Buffer), computed on its bytes exactly as commands route. */
+RedisClustr.keySlot = function (key) {
+  return keySlot(Buffer.isBuffer(key) ? key : Buffer.from(String(key)));
+};
 
 module.exports = RedisClustr;
 module.exports.RedisClustr = RedisClustr;

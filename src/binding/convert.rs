@@ -37,7 +37,9 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     if status == sys::Status::napi_ok {
         Ok(())
     } else {
-        Err(napi::Error::from_reason(format!("N-API call failed: {what}")))
+        Err(napi::Error::from_reason(format!(
+            "N-API call failed: {what}"
+        )))
     }
 }
 
@@ -46,17 +48,25 @@ struct Js(napi_env);
 impl Js {
     fn array(&self, len: usize) -> R {
         let mut v = ptr::null_mut();
-        check(unsafe { sys::napi_create_array_with_length(self.0, len, &mut v) }, "array")?;
+        check(
+            unsafe { sys::napi_create_array_with_length(self.0, len, &mut v) },
+            "array",
+        )?;
         Ok(v)
     }
     fn set(&self, arr: napi_value, i: usize, v: napi_value) -> napi::Result<()> {
-        check(unsafe { sys::napi_set_element(self.0, arr, i as u32, v) }, "set")
+        check(
+            unsafe { sys::napi_set_element(self.0, arr, i as u32, v) },
+            "set",
+        )
     }
     fn string(&self, s: &[u8]) -> R {
         let mut v = ptr::null_mut();
         // Invalid UTF-8 becomes U+FFFD, as Buffer#toString does in node_redis.
         check(
-            unsafe { sys::napi_create_string_utf8(self.0, s.as_ptr().cast(), s.len() as isize, &mut v) },
+            unsafe {
+                sys::napi_create_string_utf8(self.0, s.as_ptr().cast(), s.len() as isize, &mut v)
+            },
             "string",
         )?;
         Ok(v)
@@ -65,14 +75,19 @@ impl Js {
         let mut v = ptr::null_mut();
         let mut data = ptr::null_mut();
         check(
-            unsafe { sys::napi_create_buffer_copy(self.0, s.len(), s.as_ptr().cast(), &mut data, &mut v) },
+            unsafe {
+                sys::napi_create_buffer_copy(self.0, s.len(), s.as_ptr().cast(), &mut data, &mut v)
+            },
             "buffer",
         )?;
         Ok(v)
     }
     fn number(&self, n: f64) -> R {
         let mut v = ptr::null_mut();
-        check(unsafe { sys::napi_create_double(self.0, n, &mut v) }, "number")?;
+        check(
+            unsafe { sys::napi_create_double(self.0, n, &mut v) },
+            "number",
+        )?;
         Ok(v)
     }
     fn null(&self) -> R {
@@ -83,7 +98,10 @@ impl Js {
     fn error(&self, code: &[u8], msg: &[u8]) -> R {
         let (c, m) = (self.string(code)?, self.string(msg)?);
         let mut v = ptr::null_mut();
-        check(unsafe { sys::napi_create_error(self.0, c, m, &mut v) }, "error")?;
+        check(
+            unsafe { sys::napi_create_error(self.0, c, m, &mut v) },
+            "error",
+        )?;
         Ok(v)
     }
     fn list(&self, items: Vec<napi_value>) -> R {
@@ -120,7 +138,13 @@ impl Js {
         let causes = e
             .causes
             .iter()
-            .map(|(a, c, m)| self.list(vec![self.string(a.as_bytes())?, self.string(c.as_bytes())?, self.string(m.as_bytes())?]))
+            .map(|(a, c, m)| {
+                self.list(vec![
+                    self.string(a.as_bytes())?,
+                    self.string(c.as_bytes())?,
+                    self.string(m.as_bytes())?,
+                ])
+            })
             .collect::<napi::Result<Vec<_>>>()?;
         self.list(vec![
             self.string(e.kind.code().as_bytes())?,
@@ -138,14 +162,34 @@ impl Js {
                 flat.push(self.number(r.0 as f64)?);
                 flat.push(self.number(r.1 as f64)?);
             }
-            let replicas = s.replicas.iter().map(|r| self.addr(r)).collect::<napi::Result<Vec<_>>>()?;
-            shards.push(self.list(vec![self.addr(&s.master)?, self.list(replicas)?, self.list(flat)?])?);
+            let replicas = s
+                .replicas
+                .iter()
+                .map(|r| self.addr(r))
+                .collect::<napi::Result<Vec<_>>>()?;
+            shards.push(self.list(vec![
+                self.addr(&s.master)?,
+                self.list(replicas)?,
+                self.list(flat)?,
+            ])?);
         }
-        let addrs = |v: &[NodeAddr]| -> R { self.list(v.iter().map(|a| self.addr(a)).collect::<napi::Result<_>>()?) };
+        let addrs = |v: &[NodeAddr]| -> R {
+            self.list(
+                v.iter()
+                    .map(|a| self.addr(a))
+                    .collect::<napi::Result<_>>()?,
+            )
+        };
         let moved = change
             .moved_ranges
             .iter()
-            .map(|(f, l, a)| self.list(vec![self.number(*f as f64)?, self.number(*l as f64)?, self.addr(a)?]))
+            .map(|(f, l, a)| {
+                self.list(vec![
+                    self.number(*f as f64)?,
+                    self.number(*l as f64)?,
+                    self.addr(a)?,
+                ])
+            })
             .collect::<napi::Result<Vec<_>>>()?;
         Ok(vec![
             self.string(b"topology")?,

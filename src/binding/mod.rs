@@ -8,8 +8,8 @@ mod submit;
 use std::sync::Arc;
 
 use clustr_io::{Client, Sink};
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::bindgen_prelude::BufferSlice;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 
@@ -92,7 +92,9 @@ impl NativeCluster {
 /// Every top-level command name the command table knows (lowercase), for the shim's methods.
 #[napi]
 pub fn command_names() -> Vec<String> {
-    clustr_engine::command::names().map(str::to_string).collect()
+    clustr_engine::command::names()
+        .map(str::to_string)
+        .collect()
 }
 
 /// The slot of a key's bytes, as the client routes it.

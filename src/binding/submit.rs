@@ -9,8 +9,8 @@ use bytes::BytesMut;
 use clustr_engine::command::CommandSpec;
 use clustr_engine::keys::{self, Route};
 use clustr_engine::request::Target;
-use clustr_engine::topology::NodeAddr;
 use clustr_engine::resp::encode_command;
+use clustr_engine::topology::NodeAddr;
 use clustr_engine::{command, Error, ErrorKind};
 use clustr_io::{Command, Completion};
 
@@ -36,7 +36,10 @@ const CONNECTION_STATE: &[(&str, &str)] = &[
     ("auth", "pass redisOptions.password instead"),
     ("readonly", "use the slaves option instead"),
     ("readwrite", "use the slaves option instead"),
-    ("asking", "the client sends ASKING itself when following ASK"),
+    (
+        "asking",
+        "the client sends ASKING itself when following ASK",
+    ),
 ];
 
 struct Cursor<'a> {

@@ -147,7 +147,11 @@ impl Reader {
     /// Reads one reply (used during the handshake only).
     async fn next(&mut self) -> Result<Reply, String> {
         loop {
-            if let Some(r) = self.decoder.decode(&mut self.buf).map_err(|e| e.to_string())? {
+            if let Some(r) = self
+                .decoder
+                .decode(&mut self.buf)
+                .map_err(|e| e.to_string())?
+            {
                 return Ok(r);
             }
             self.fill().await?;

@@ -306,22 +306,20 @@ impl Driver {
             ConnEvent::Failed { addr, gen, error } | ConnEvent::Closed { addr, gen, error } => {
                 self.connection_lost(&addr, gen, &error)
             }
-            ConnEvent::Replies {
-                addr,
-                gen,
-                replies,
-            } => match self.nodes.replies(&addr, gen, replies) {
-                Ok(pairs) => {
-                    for (key, reply) in pairs {
-                        if let Some(k) = key {
-                            self.on_reply(k, reply, &addr);
+            ConnEvent::Replies { addr, gen, replies } => {
+                match self.nodes.replies(&addr, gen, replies) {
+                    Ok(pairs) => {
+                        for (key, reply) in pairs {
+                            if let Some(k) = key {
+                                self.on_reply(k, reply, &addr);
+                            }
                         }
                     }
+                    Err(()) => {
+                        self.connection_lost(&addr, gen, "the server sent a reply nobody asked for")
+                    }
                 }
-                Err(()) => {
-                    self.connection_lost(&addr, gen, "the server sent a reply nobody asked for")
-                }
-            },
+            }
         }
     }
 
@@ -428,7 +426,13 @@ impl Driver {
     fn timer_fired(&mut self, t: TimerKind) {
         match t {
             TimerKind::Retry(key, gen) => {
-                if self.entries.get(key).and_then(|e| e.as_ref()).map(|e| e.gen) == Some(gen) {
+                if self
+                    .entries
+                    .get(key)
+                    .and_then(|e| e.as_ref())
+                    .map(|e| e.gen)
+                    == Some(gen)
+                {
                     self.dispatch(key);
                 }
             }

@@ -78,7 +78,12 @@ impl Nodes {
             self.next_gen += 1;
             node.gen = gen;
             node.state = State::Connecting;
-            node.task = Some(conn::spawn(addr.clone(), gen, self.hs.clone(), self.tx.clone()));
+            node.task = Some(conn::spawn(
+                addr.clone(),
+                gen,
+                self.hs.clone(),
+                self.tx.clone(),
+            ));
         }
     }
 

@@ -40,7 +40,10 @@ impl Refresh {
     /// The error reported when no candidate produced a usable map.
     pub fn no_map_error(&self) -> Error {
         let not_cluster = !self.causes.is_empty()
-            && self.causes.iter().all(|c| c.1 == ErrorKind::NotACluster.code());
+            && self
+                .causes
+                .iter()
+                .all(|c| c.1 == ErrorKind::NotACluster.code());
         let (kind, msg) = if not_cluster {
             (
                 ErrorKind::NotACluster,
@@ -129,7 +132,9 @@ impl Driver {
     }
 
     fn cause(&mut self, node: &NodeAddr, kind: &str, msg: String) {
-        self.refresh.causes.push((node.to_string(), kind.to_string(), msg));
+        self.refresh
+            .causes
+            .push((node.to_string(), kind.to_string(), msg));
     }
 
     /// An internal topology request got its reply.
@@ -162,7 +167,13 @@ impl Driver {
     }
 
     /// The connection carrying a topology request failed.
-    pub(crate) fn topology_failed(&mut self, key: usize, node: &NodeAddr, kind: ErrorKind, cause: &str) {
+    pub(crate) fn topology_failed(
+        &mut self,
+        key: usize,
+        node: &NodeAddr,
+        kind: ErrorKind,
+        cause: &str,
+    ) {
         self.complete(key, Ok(Reply::Nil));
         self.cause(node, kind.code(), cause.to_string());
         self.try_next_candidate();

@@ -1,0 +1,57 @@
+// `npm test`: builds the addon if it is missing, starts one throwaway local Redis Cluster, runs
+// `cargo test` for the Rust crates and then every __test__ suite with node's test runner against
+// that cluster (its seeds are passed in REDIS_CLUSTR_SEEDS), and stops the cluster whatever
+// happens. Exits non-zero if anything failed.
+'use strict';
+
+const { spawnSync, spawn } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+const { ensureRedis, startCluster } = require('./cluster');
+
+const root = path.join(__dirname, '..');
+
+function run(cmd, args, env) {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env: Object.assign({}, process.env, env) });
+    child.on('exit', (code, signal) => resolve(code === null ? `killed by ${signal}` : code));
+  });
+}
+
+async function main() {
+  ensureRedis();
+  if (!fs.readdirSync(root).some((f) => f.endsWith('.node'))) {
+    const b = spawnSync(process.execPath, [path.join(__dirname, 'build.js')], { cwd: root, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('the native build failed');
+  }
+  const failures = [];
+  console.log('# cargo test --workspace');
+  const cargo = await run('cargo', ['test', '--workspace']);
+  if (cargo !== 0) failures.push(`cargo test (${cargo})`);
+
+  console.log('# starting a local Redis Cluster for the node suites');
+  const cluster = await startCluster();
+  try {
+    const suites = fs
+      .readdirSync(path.join(root, '__test__'))
+      .filter((f) => f.endsWith('.test.js'))
+      .map((f) => path.join('__test__', f));
+    const node = await run(process.execPath, ['--test', '--test-concurrency=1', ...suites], {
+      REDIS_CLUSTR_SEEDS: JSON.stringify(cluster.seeds),
+    });
+    if (node !== 0) failures.push(`node --test (${node})`);
+  } finally {
+    await cluster.stop();
+  }
+  if (failures.length) {
+    console.error(`\nFAILED: ${failures.join(', ')}`);
+    process.exitCode = 1;
+  } else {
+    console.log('\nall test suites passed');
+  }
+}
+
+main().catch((err) => {
+  console.error(err && err.stack ? err.stack : err);
+  process.exitCode = 1;
+});
