@@ -11,6 +11,7 @@ const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
 const { normalize, normalizeHash, check } = require('./lib/args');
 const { clientError, fromNative, fromServer } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
+const { Batch, addCommands } = require('./lib/batch');
 
 const COMMANDS = commandNames();
 // Methods the class defines itself: a command of the same name must not replace them.
@@ -282,6 +283,16 @@ class RedisClustr extends EventEmitter {
     return this;
   }
 
+  /** redis-clustr's batch: commands sent together on exec, replies in order. */
+  batch(commands) {
+    return new Batch(this, commands);
+  }
+
+  /** Like redis-clustr, a batch and not a transaction. */
+  multi(commands) {
+    return new Batch(this, commands);
+  }
+
   waitFor(evt, already, cb) {
     if (typeof already === 'function') {
       cb = already;
@@ -354,11 +365,13 @@ for (const name of COMMANDS) {
   };
 }
 
+addCommands(COMMANDS, RESERVED);
+
 // Promise twins, the bluebird.promisifyAll convention: getAsync(...) resolves with the reply.
 for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
   const fn = RedisClustr.prototype[name];
   if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || name.endsWith('Async')) continue;
-  if (['waitFor', 'stats', 'on', 'once', 'emit'].includes(name)) continue;
+  if (['waitFor', 'stats', 'batch', 'multi'].includes(name)) continue;
   Object.defineProperty(RedisClustr.prototype, `${name}Async`, {
     value: function (...args) {
       return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));

@@ -1,0 +1,85 @@
+// batch() / multi(): redis-clustr's Batch. Commands are collected, then sent together on exec;
+// the client's one-native-call-per-tick queue already groups them per node and pipelines them,
+// so a batch needs no transport of its own. Like redis-clustr, multi() is not atomic.
+// exec(cb) calls back (errors[] | null, replies[]) with replies in the caller's order (a failed
+// command's slot holds its Error); per-command callbacks fire too.
+'use strict';
+
+const { normalize, normalizeHash } = require('./args');
+
+class Batch {
+  constructor(cluster, commands) {
+    Object.defineProperty(this, '_cluster', { value: cluster });
+    this.queue = [];
+    if (Array.isArray(commands)) {
+      for (const c of commands) {
+        if (!Array.isArray(c) || typeof c[0] !== 'string') continue;
+        this._add(c[0].toLowerCase(), c.slice(1));
+      }
+    }
+  }
+
+  _add(name, argsLike) {
+    const { args, cb } = name === 'hmset' || name === 'hset' ? normalizeHash(argsLike) : normalize(argsLike);
+    this.queue.push({ name, args, cb });
+    return this;
+  }
+
+  send_command(name, args, cb) {
+    return this._add(String(name).toLowerCase(), [Array.isArray(args) ? args : [], cb]);
+  }
+
+  exec(cb) {
+    const queue = this.queue;
+    this.queue = [];
+    const done = typeof cb === 'function' ? cb : null;
+    if (queue.length === 0) {
+      if (done) process.nextTick(done, null, []);
+      return this;
+    }
+    const replies = new Array(queue.length);
+    let errors = null;
+    let left = queue.length;
+    queue.forEach((c, i) => {
+      this._cluster._queue(
+        c.name,
+        c.args,
+        (err, value) => {
+          if (err) (errors || (errors = [])).push(err);
+          replies[i] = err || value;
+          try {
+            if (c.cb) c.cb(err, value);
+          } finally {
+            if (--left === 0 && done) done(errors, replies);
+          }
+        },
+        null
+      );
+    });
+    return this;
+  }
+
+  execAsync() {
+    return new Promise((resolve, reject) => {
+      this.exec((errors, replies) => {
+        if (!errors) return resolve(replies);
+        const err = errors[0];
+        err.errors = errors;
+        err.replies = replies;
+        reject(err);
+      });
+    });
+  }
+}
+
+// Every command as a chainable Batch method, from the same list as the client's methods.
+function addCommands(names, reserved) {
+  for (const name of names) {
+    if (reserved.has(name)) continue;
+    Batch.prototype[name] = Batch.prototype[name.toUpperCase()] = function (...args) {
+      return this._add(name, args);
+    };
+  }
+}
+
+module.exports = { Batch, addCommands };
