@@ -13,10 +13,20 @@ async function cluster() {
   if (process.env.REDIS_CLUSTR_SEEDS && !own) {
     const seeds = JSON.parse(process.env.REDIS_CLUSTR_SEEDS);
     const { sendCommand, LocalCluster } = require('../scripts/cluster');
-    return {
+    // LocalCluster's read-only probes (masters, waitHealthy) only need the live ports; every seed
+    // of the shared cluster counts as live (this process cannot kill them).
+    const view = {
+      nodes: seeds.map((s) => ({ host: s.host, port: s.port, pid: 0 })),
       seeds,
       command: (port, ...args) => sendCommand(port, args),
-      masters: () => LocalCluster.prototype.masters.call({ nodes: seeds.map((s) => ({ host: s.host, port: s.port, pid: 0 })), seeds, command: (port, ...args) => sendCommand(port, args) }),
+      _livePorts: (exclude = []) => seeds.map((s) => s.port).filter((p) => !exclude.includes(p)),
+      _probe: LocalCluster.prototype._probe,
+    };
+    return {
+      seeds,
+      command: view.command,
+      masters: () => LocalCluster.prototype.masters.call(view),
+      waitHealthy: (timeoutMs, opts) => LocalCluster.prototype.waitHealthy.call(view, timeoutMs, opts),
       shared: true,
     };
   }
@@ -72,4 +82,54 @@ async function until(fn, { timeout = 10000, interval = 20, what = 'condition' } 
   }
 }
 
-module.exports = { RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until };
+/** Is TCP `port` on 127.0.0.1 free to listen on? */
+function portFree(port) {
+  const net = require('net');
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A random free port in 20000-44999 (nothing listens there: connecting is refused). */
+async function freePort() {
+  for (let i = 0; i < 100; i++) {
+    const port = 20000 + Math.floor(Math.random() * 25000);
+    if (await portFree(port)) return port;
+  }
+  throw new Error('no free port found in 20000-44999');
+}
+
+/**
+ * Starts a plain (non-cluster) `redis-server` on a free port and resolves once it answers PING:
+ * `{port, pid, stop()}`; stop() kills exactly that pid and waits for it to exit.
+ */
+async function startPlainRedis() {
+  const { spawn } = require('child_process');
+  const { sendCommand } = require('../scripts/cluster');
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      process.kill(child.pid, 'SIGKILL');
+      await exited;
+    }
+  };
+  try {
+    await until(() => sendCommand(port, ['PING'], { timeoutMs: 500 }).then((r) => r === 'PONG', () => false), {
+      timeout: 10000,
+      what: `plain redis-server on port ${port}`,
+    });
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { port, pid: child.pid, stop };
+}
+
+module.exports = { RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis };

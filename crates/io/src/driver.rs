@@ -303,8 +303,11 @@ impl Driver {
                 }
                 self.check_full_ready();
             }
-            ConnEvent::Failed { addr, gen, error } | ConnEvent::Closed { addr, gen, error } => {
-                self.connection_lost(&addr, gen, &error)
+            ConnEvent::Failed { addr, gen, error } => {
+                self.connection_lost(&addr, gen, ErrorKind::ConnectionRefused, &error)
+            }
+            ConnEvent::Closed { addr, gen, error } => {
+                self.connection_lost(&addr, gen, ErrorKind::ConnectionLost, &error)
             }
             ConnEvent::Replies { addr, gen, replies } => {
                 match self.nodes.replies(&addr, gen, replies) {
@@ -316,21 +319,17 @@ impl Driver {
                         }
                     }
                     Err(()) => {
-                        self.connection_lost(&addr, gen, "the server sent a reply nobody asked for")
+                        let why = "the server sent a reply nobody asked for";
+                        self.connection_lost(&addr, gen, ErrorKind::Protocol, why)
                     }
                 }
             }
         }
     }
 
-    fn connection_lost(&mut self, addr: &NodeAddr, gen: u64, cause: &str) {
+    fn connection_lost(&mut self, addr: &NodeAddr, gen: u64, kind: ErrorKind, cause: &str) {
         let Some(failed) = self.nodes.failed(addr, gen) else {
             return;
-        };
-        let kind = if failed.written.is_empty() && !self.nodes.is_ready(addr) {
-            ErrorKind::ConnectionRefused
-        } else {
-            ErrorKind::ConnectionLost
         };
         self.events.push(Event::NodeDown(
             addr.clone(),
