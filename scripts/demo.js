@@ -67,7 +67,7 @@ async function main(ctx) {
   // 4. Routing: each key's hash slot, and the master that owns it (from the client's own map).
   step('Keys land on different masters (slot = CRC16(key) mod 16384, then the slot map)');
   const owners = new Set();
-  for (const key of ['user:1', 'user:2', 'cart:42', 'session:abc', 'page:home', '{user:1}:cart']) {
+  for (const key of ['foo', 'bar', 'user:1', 'cart:42', 'session:abc', '{user:1}:cart']) {
     const slot = RedisClustr.keySlot(key);
     const owner = redis.slots[slot][0].address;
     owners.add(owner);
@@ -76,7 +76,7 @@ async function main(ctx) {
     say(`  ${key.padEnd(14)} slot ${String(slot).padStart(5)}  ->  master ${owner}`);
   }
   say(`  6 keys, ${owners.size} different masters; '{user:1}:cart' shares user:1's slot (hash tag).`);
-  check(owners.size >= 2, 'keys spread over several masters');
+  check(owners.size === masters.length, 'keys spread over every master');
   check(RedisClustr.keySlot('{user:1}:cart') === RedisClustr.keySlot('user:1'), 'hash tags pick the slot');
 
   // 5. A burst: 10,000 SETs fired in the same tick, then 10,000 GETs.
@@ -108,7 +108,7 @@ async function main(ctx) {
 
   // 7. Cross-slot MGET: split by slot, sent in parallel, values back in the caller's order.
   step('Cross-slot MGET over keys on different masters');
-  const mkeys = ['user:1', 'cart:42', 'nobody', 'page:home'];
+  const mkeys = ['foo', 'bar', 'nobody', 'user:1'];
   const mget = await redis.mgetAsync(mkeys).then((v) => ({ v }), (e) => ({ e }));
   if (mget.e) {
     say(`  mget(${mkeys.join(', ')}) failed: ${mget.e.code}: ${mget.e.message}`);
@@ -116,7 +116,7 @@ async function main(ctx) {
     pending.push('cross-slot MGET');
   } else {
     say(`  mget(${mkeys.join(', ')}) -> ${JSON.stringify(mget.v)}`);
-    check(JSON.stringify(mget.v) === JSON.stringify(['v-user:1', 'v-cart:42', null, 'v-page:home']), 'mget in order');
+    check(JSON.stringify(mget.v) === JSON.stringify(['v-foo', 'v-bar', null, 'v-user:1']), 'mget in order');
   }
 
   // 8. A live slot migration, followed transparently.
@@ -178,9 +178,10 @@ async function main(ctx) {
     console.error(`\nDEMO FAILED: ${e && e.stack ? e.stack : e}`);
   } finally {
     if (ctx.redis) {
-      const quit = ctx.redis.quitAsync();
-      const timer = new Promise((r) => setTimeout(r, 5000, 'timeout'));
-      const q = await Promise.race([quit, timer]).catch((e) => e);
+      let timer;
+      const late = new Promise((r) => (timer = setTimeout(r, 5000, 'no reply within 5 s')));
+      const q = await Promise.race([ctx.redis.quitAsync(), late]).catch((e) => e);
+      clearTimeout(timer);
       if (q !== 'OK') console.error(`demo: client quit did not complete cleanly (${q && q.message ? q.message : q})`);
     }
     if (ctx.cluster) await ctx.cluster.stop().catch((e) => console.error(`demo: stopping the cluster failed: ${e.message}`));

@@ -1,0 +1,136 @@
+// Hand-written public types of redis-clustr-native (the generated binding.d.ts describes only the
+// internal native class). Mirrors index.js: the redis-clustr 1.7.0 surface plus this package's
+// additions.
+
+import { EventEmitter } from 'events';
+
+declare namespace RedisClustr {
+  type Arg = string | number | bigint | Buffer | Uint8Array;
+  type Reply = string | number | null | Buffer | Error | Reply[];
+  type Callback<T = any> = (err: RedisError | null, reply: T) => void;
+
+  interface RedisError extends Error {
+    /** Server error code (first word: WRONGTYPE, CROSSSLOT, ...) or a client code (SPEC §3). */
+    code: string;
+    /** The command, uppercase. */
+    command?: string;
+    args?: Arg[];
+    /** NO_SLOT_MAP: what each seed said. */
+    errors?: RedisError[];
+    /** connectionError: the node's "host:port". */
+    address?: string;
+  }
+
+  interface ServerAddress {
+    host: string;
+    port: number;
+  }
+
+  interface RedisOptions {
+    password?: string;
+    auth_pass?: string;
+    user?: string;
+    username?: string;
+    return_buffers?: boolean;
+    detect_buffers?: boolean;
+    connect_timeout?: number;
+  }
+
+  interface Config {
+    servers: ServerAddress[];
+    redisOptions?: RedisOptions;
+    /** ms between periodic slot-map refreshes (a 10 s safety refresh runs otherwise). */
+    slotInterval?: number;
+    /** Max commands waiting for the first slot map. */
+    maxQueueLength?: number;
+    /** When that queue is full: true errors the oldest waiter (default), false the new one. */
+    queueShift?: boolean;
+    /** ms queued commands wait for a slot map after discovery failed (default: fail at once). */
+    wait?: number;
+    /** Read-only commands: 'never' (default) masters, 'share' masters+replicas, 'always' replicas. */
+    slaves?: 'never' | 'share' | 'always';
+    /** Max MOVED/ASK hops per command (default 16). */
+    maxRedirections?: number;
+    /** ms a command may spend retrying TRYAGAIN/CLUSTERDOWN/LOADING/lost connections (default 5000). */
+    retryBudget?: number;
+  }
+
+  interface NodeHandle {
+    address: string;
+    host: string;
+    port: number;
+    master: boolean;
+    ready: boolean;
+    connected: boolean;
+    send_command(name: string, args?: Arg[], cb?: Callback): this;
+    sendCommand(name: string, args?: Arg[], cb?: Callback): this;
+    quit(cb?: Callback<'OK'>): boolean;
+    [command: string]: any;
+  }
+
+  interface TopologyChange {
+    added: string[];
+    removed: string[];
+    movedRanges: { first: number; last: number; to: string }[];
+  }
+
+  interface Stats {
+    moved: number;
+    ask: number;
+    retries: number;
+    refreshes: number;
+    slotPatches: number;
+  }
+
+  interface Batch {
+    queue: { name: string; args: Arg[]; cb?: Callback }[];
+    exec(cb?: (errors: RedisError[] | null, replies: Reply[]) => void): this;
+    execAsync(): Promise<Reply[]>;
+    send_command(name: string, args?: Arg[], cb?: Callback): this;
+    [command: string]: any;
+  }
+}
+
+declare class RedisClustr extends EventEmitter {
+  constructor(config: RedisClustr.Config | RedisClustr.ServerAddress[]);
+
+  /** 16384 entries once ready: [master, ...replicas]. */
+  slots: RedisClustr.NodeHandle[][];
+  connections: { [address: string]: RedisClustr.NodeHandle };
+  config: RedisClustr.Config;
+  ready: boolean;
+  connected: boolean;
+  fullReady: boolean;
+  quitting: boolean;
+  subscriptions: null;
+
+  static keySlot(key: string | Buffer): number;
+
+  send_command(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback): this;
+  sendCommand(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback): this;
+  batch(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch;
+  multi(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch;
+  quit(cb?: RedisClustr.Callback<'OK'>): this;
+  quitAsync(): Promise<'OK'>;
+  waitFor(evt: string, already: boolean, cb: (err?: RedisClustr.RedisError) => void): void;
+  waitFor(evt: string, cb: (err?: RedisClustr.RedisError) => void): void;
+  stats(): RedisClustr.Stats;
+
+  get(key: RedisClustr.Arg, cb?: RedisClustr.Callback<string | Buffer | null>): this;
+  getAsync(key: RedisClustr.Arg): Promise<string | Buffer | null>;
+  set(key: RedisClustr.Arg, value: RedisClustr.Arg, ...rest: any[]): this;
+  setAsync(key: RedisClustr.Arg, value: RedisClustr.Arg, ...rest: RedisClustr.Arg[]): Promise<'OK' | null>;
+  hgetall(key: RedisClustr.Arg, cb?: RedisClustr.Callback<{ [field: string]: string | Buffer } | null>): this;
+  hmset(key: RedisClustr.Arg, fields: { [field: string]: RedisClustr.Arg }, cb?: RedisClustr.Callback<'OK'>): this;
+
+  on(event: 'connect' | 'ready' | 'fullReady' | 'disconnect' | 'end', listener: () => void): this;
+  on(event: 'error', listener: (err: RedisClustr.RedisError) => void): this;
+  on(event: 'connectionError', listener: (err: RedisClustr.RedisError, node: RedisClustr.NodeHandle) => void): this;
+  on(event: 'topology', listener: (change: RedisClustr.TopologyChange) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+
+  /** Every other command, lowercase or UPPERCASE, with node_redis argument forms. */
+  [command: string]: any;
+}
+
+export = RedisClustr;
