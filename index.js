@@ -12,6 +12,7 @@ const { normalize, normalizeHash, check } = require('./lib/args');
 const { clientError, fromNative, fromServer } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
 const { Batch, addCommands } = require('./lib/batch');
+const compat = require('./lib/compat');
 
 const COMMANDS = commandNames();
 // Methods the class defines itself: a command of the same name must not replace them.
@@ -132,7 +133,7 @@ class RedisClustr extends EventEmitter {
       args = [];
     }
     if (typeof name !== 'string' || name === '') {
-      this._fail(clientError('INVALID_ARG', 'ERR send_command needs a command name string'), cb);
+      this._fail(clientError('INVALID_ARG', 'send_command needs a command name string'), cb);
       return this;
     }
     if (args !== undefined && !Array.isArray(args)) args = [args];
@@ -156,7 +157,7 @@ class RedisClustr extends EventEmitter {
       return this;
     }
     if (this.quitting) {
-      this._fail(clientError('CLOSED', `ERR ${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args), cb);
+      this._fail(clientError('CLOSED', `${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args), cb);
       return this;
     }
     const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
@@ -262,9 +263,11 @@ class RedisClustr extends EventEmitter {
     this.connected = false;
     for (const n of Object.values(this.connections)) n.ready = n.connected = false;
     this._native.close();
-    const cbs = this._quitCallbacks.splice(0);
-    for (const cb of cbs) cb(null, 'OK');
+    const calls = [];
+    for (const cb of this._quitCallbacks.splice(0)) calls.push(cb, null, 'OK');
+    // 'end' first: a quit callback that throws must not swallow it.
     this.emit('end');
+    if (calls.length) runCallbacks(calls, 0);
   }
 
   // ---- lifecycle ----
@@ -360,18 +363,19 @@ for (const name of COMMANDS) {
 for (const name of COMMANDS) {
   if (RESERVED.has(name)) continue;
   NodeHandle.prototype[name] = NodeHandle.prototype[name.toUpperCase()] = function (...argsLike) {
-    const { args, cb } = normalize(argsLike);
+    const { args, cb } = name === 'hmset' || name === 'hset' ? normalizeHash(argsLike) : normalize(argsLike);
     return this._cluster._queue(name, args, cb, this.address);
   };
 }
 
 addCommands(COMMANDS, RESERVED);
+compat.install(RedisClustr.prototype);
 
 // Promise twins, the bluebird.promisifyAll convention: getAsync(...) resolves with the reply.
 for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
   const fn = RedisClustr.prototype[name];
   if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || name.endsWith('Async')) continue;
-  if (['waitFor', 'stats', 'batch', 'multi'].includes(name)) continue;
+  if (['waitFor', 'stats', 'batch', 'multi', 'selectClient', 'getRandomConnection', 'getClient'].includes(name)) continue;
   Object.defineProperty(RedisClustr.prototype, `${name}Async`, {
     value: function (...args) {
       return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));

@@ -80,7 +80,7 @@ function check(name, args) {
 function invalid(name, args, i, what) {
   return clientError(
     'INVALID_ARG',
-    `ERR invalid argument ${i + 1} for ${name.toUpperCase()}: ${what} is not a string, number or Buffer; nothing was sent`,
+    `invalid argument ${i + 1} for ${name.toUpperCase()}: ${what} is not a string, number or Buffer; nothing was sent`,
     name,
     args.map((a) => (typeof a === 'string' || Buffer.isBuffer(a) ? a : `<${describe(a)}>`))
   );

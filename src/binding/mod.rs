@@ -3,9 +3,10 @@
 
 mod convert;
 mod options;
+mod splits;
 mod submit;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use clustr_io::{Client, Sink};
 use napi::bindgen_prelude::BufferSlice;
@@ -15,6 +16,7 @@ use napi_derive::napi;
 
 use convert::Drained;
 use options::Options;
+use splits::Splits;
 
 /// A JS function the io thread calls (with no arguments) when replies or events are waiting.
 type Wake = ThreadsafeFunction<(), (), (), Status, false>;
@@ -23,6 +25,8 @@ type Wake = ThreadsafeFunction<(), (), (), Status, false>;
 pub struct NativeCluster {
     client: Client,
     sink: Arc<Sink>,
+    /// Only touched on the JS thread (submit, drain); the lock is uncontended.
+    splits: Mutex<Splits>,
 }
 
 #[napi]
@@ -36,7 +40,11 @@ impl NativeCluster {
         })));
         let client = Client::start(config, sink.clone())
             .map_err(|e| napi::Error::from_reason(format!("could not start the io thread: {e}")))?;
-        Ok(NativeCluster { client, sink })
+        Ok(NativeCluster {
+            client,
+            sink,
+            splits: Mutex::new(Splits::default()),
+        })
     }
 
     /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`).
@@ -44,7 +52,8 @@ impl NativeCluster {
     #[napi]
     pub fn submit(&self, batch: BufferSlice, len: u32) {
         let len = (len as usize).min(batch.len());
-        let (commands, rejected) = submit::parse(&batch[..len]);
+        let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
+        let (commands, rejected) = submit::parse(&batch[..len], &mut splits);
         if !rejected.is_empty() {
             self.sink.push(rejected, Vec::new());
         }
@@ -56,7 +65,20 @@ impl NativeCluster {
     /// Everything finished since the last call: `[event..., id, reply, ...]` (see `convert`).
     #[napi]
     pub fn drain(&self) -> Drained {
-        let (completions, events) = self.sink.take();
+        let (mut completions, events) = self.sink.take();
+        if completions.iter().any(|c| Splits::is_part(c.id)) {
+            let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
+            completions = completions
+                .into_iter()
+                .filter_map(|c| {
+                    if Splits::is_part(c.id) {
+                        splits.complete(c)
+                    } else {
+                        Some(c)
+                    }
+                })
+                .collect();
+        }
         Drained {
             completions,
             events,

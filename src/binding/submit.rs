@@ -10,9 +10,12 @@ use clustr_engine::command::CommandSpec;
 use clustr_engine::keys::{self, Route};
 use clustr_engine::request::Target;
 use clustr_engine::resp::encode_command;
+use clustr_engine::split;
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::{command, Error, ErrorKind};
 use clustr_io::{Command, Completion};
+
+use super::splits::Splits;
 
 /// Commands that change a connection's state. On a connection shared by every caller they would
 /// leak into other callers' commands, so they are refused with a pointer to the right API.
@@ -66,7 +69,7 @@ impl<'a> Cursor<'a> {
 }
 
 /// Splits a batch into commands for the driver and immediate rejections.
-pub fn parse(batch: &[u8]) -> (Vec<Command>, Vec<Completion>) {
+pub fn parse(batch: &[u8], splits: &mut Splits) -> (Vec<Command>, Vec<Completion>) {
     let mut commands = Vec::new();
     let mut rejected = Vec::new();
     let mut out = BytesMut::with_capacity(batch.len() + batch.len() / 2);
@@ -92,27 +95,49 @@ pub fn parse(batch: &[u8]) -> (Vec<Command>, Vec<Completion>) {
                 None => return (commands, rejected),
             }
         }
-        let prepared = prepare(&args).and_then(|(target, readonly)| match node {
-            Some(n) => Ok((Target::Node(parse_addr(n)?), readonly)),
-            None => Ok((target, readonly)),
+        let prepared = prepare(&args).and_then(|p| match node {
+            Some(n) => Ok(Prepared {
+                target: Target::Node(parse_addr(n)?),
+                cross_slot: false,
+                ..p
+            }),
+            None => Ok(p),
         });
-        match prepared {
-            Ok((target, readonly)) => {
-                encode_command(&mut out, &args);
-                commands.push(Command {
+        let p = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                rejected.push(Completion {
                     id,
                     flags,
-                    target,
-                    readonly,
+                    result: Err(e),
+                });
+                continue;
+            }
+        };
+        // Keys over several slots, in a command that keeps its meaning when split.
+        if let Some(plan) = p.cross_slot.then(|| split::plan(&args)).flatten() {
+            let ids = splits.add(id, flags, &plan);
+            for (part, part_id) in plan.parts.iter().zip(ids) {
+                let part_args: Vec<&[u8]> = part.args.iter().map(|&i| args[i]).collect();
+                encode_command(&mut out, &part_args);
+                commands.push(Command {
+                    id: part_id,
+                    flags,
+                    target: Target::Slot(part.slot),
+                    readonly: p.readonly,
                     bytes: out.split().freeze(),
                 });
             }
-            Err(e) => rejected.push(Completion {
-                id,
-                flags,
-                result: Err(e),
-            }),
+            continue;
         }
+        encode_command(&mut out, &args);
+        commands.push(Command {
+            id,
+            flags,
+            target: p.target,
+            readonly: p.readonly,
+            bytes: out.split().freeze(),
+        });
     }
     (commands, rejected)
 }
@@ -129,8 +154,14 @@ fn parse_addr(a: &[u8]) -> Result<NodeAddr, Error> {
     Ok(NodeAddr::new(host, port))
 }
 
-/// Where a command goes and whether it only reads.
-fn prepare(args: &[&[u8]]) -> Result<(Target, bool), Error> {
+/// Where a command goes, whether it only reads, and whether its keys span slots.
+struct Prepared {
+    target: Target,
+    readonly: bool,
+    cross_slot: bool,
+}
+
+fn prepare(args: &[&[u8]]) -> Result<Prepared, Error> {
     let Some(name) = args.first() else {
         return Err(Error::new(ErrorKind::InvalidArg, "empty command"));
     };
@@ -157,10 +188,14 @@ fn prepare(args: &[&[u8]]) -> Result<(Target, bool), Error> {
     let target = match route {
         Route::Slot(s) => Target::Slot(s),
         Route::NoKeys => Target::Random,
-        // Not split here: the first key's owner answers with CROSSSLOT, as the server would.
+        // Unless split, the first key's owner answers with CROSSSLOT, as the server would.
         Route::CrossSlot => Target::Slot(first_key_slot(spec, args)),
     };
-    Ok((target, readonly))
+    Ok(Prepared {
+        target,
+        readonly,
+        cross_slot: route == Route::CrossSlot,
+    })
 }
 
 fn first_key_slot(spec: Option<&'static CommandSpec>, args: &[&[u8]]) -> u16 {

@@ -12,6 +12,7 @@ pub mod request;
 pub mod resp;
 pub mod route;
 pub mod slot;
+pub mod split;
 pub mod topology;
 mod topology_parse;
 

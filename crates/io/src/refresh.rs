@@ -207,11 +207,14 @@ impl Driver {
             Some(old) => old.diff(&next),
             None => SlotMap::default().diff(&next),
         };
-        let changed = first || !change.is_empty() || self.map.as_deref() != Some(&next);
-        if changed {
+        // A map can differ without a visible change (shards listed in another order after a
+        // MOVED patch, a replica re-attached): adopt it silently then.
+        if first || self.map.as_deref() != Some(&next) {
             let map = Arc::new(next);
             self.map = Some(map.clone());
-            self.events.push(Event::Topology(map.clone(), change));
+            if first || !change.is_empty() {
+                self.events.push(Event::Topology(map.clone(), change));
+            }
             let nodes = map.nodes();
             for n in &nodes {
                 self.nodes.ensure(n);
