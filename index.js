@@ -136,6 +136,8 @@ class RedisClustr extends EventEmitter {
       this._fail(clientError('INVALID_ARG', 'send_command needs a command name string'), cb);
       return this;
     }
+    // node_redis treats a missing or null argument list as no arguments.
+    if (args === null) args = undefined;
     if (args !== undefined && !Array.isArray(args)) args = [args];
     return this._queue(name.toLowerCase(), args ? args.slice() : [], cb, null);
   }
@@ -326,11 +328,14 @@ class RedisClustr extends EventEmitter {
 
 function dispatch(self, out) {
   const calls = [];
+  let ended = false;
   for (let i = 0; i < out.length; i += 2) {
     const id = out[i];
     const v = out[i + 1];
     if (id === 0) {
-      self._event(v);
+      // 'end' comes with the last replies: their callbacks run first, then quit's.
+      if (v[0] === 'end') ended = true;
+      else self._event(v);
       continue;
     }
     const key = id > 0 ? id : -id;
@@ -345,7 +350,15 @@ function dispatch(self, out) {
     if (p.cb) calls.push(p.cb, err, value);
     else if (err) calls.push((e) => self.emit('error', e), err, undefined);
   }
-  if (calls.length) runCallbacks(calls, 0);
+  if (!ended) {
+    if (calls.length) runCallbacks(calls, 0);
+    return;
+  }
+  try {
+    if (calls.length) runCallbacks(calls, 0);
+  } finally {
+    self._end();
+  }
 }
 
 for (const name of COMMANDS) {
@@ -387,7 +400,9 @@ for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
 
 /** The hash slot of a key (string or Buffer), computed on its bytes exactly as commands route. */
 RedisClustr.keySlot = function (key) {
-  return keySlot(Buffer.isBuffer(key) ? key : Buffer.from(String(key)));
+  if (Buffer.isBuffer(key)) return keySlot(key);
+  if (key instanceof Uint8Array) return keySlot(Buffer.from(key.buffer, key.byteOffset, key.byteLength));
+  return keySlot(Buffer.from(String(key)));
 };
 
 module.exports = RedisClustr;

@@ -132,4 +132,27 @@ async function startPlainRedis() {
   return { port, pid: child.pid, stop };
 }
 
-module.exports = { RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis };
+/**
+ * A TCP server on loopback that accepts connections and never answers: a seed that neither
+ * refuses nor replies, so discovery stays pending until the client's own timeout.
+ */
+async function blackHole() {
+  const net = require('net');
+  const sockets = new Set();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: server.address().port,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+module.exports = { RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis, blackHole };

@@ -1,7 +1,7 @@
 // Node handles: what `connections["host:port"]` and `slots[n]` hold. redis-clustr exposed raw
 // node_redis clients there; code written for it reads `address`, `host`, `port`, `master`,
 // `ready`, `connected` and calls commands on one node. Commands sent through a handle are pinned
-// to that node (no slot routing, no redirection following beyond the node itself).
+// to that node: no slot routing, and a MOVED/ASK comes back as the error, as from a raw client.
 'use strict';
 
 class NodeHandle {
@@ -21,7 +21,8 @@ class NodeHandle {
       cb = args;
       args = [];
     }
-    return this._cluster._queue(String(name).toLowerCase(), Array.isArray(args) ? args.slice() : [], cb, this.address);
+    const list = args === undefined || args === null ? [] : Array.isArray(args) ? args.slice() : [args];
+    return this._cluster._queue(String(name).toLowerCase(), list, cb, this.address);
   }
 
   sendCommand(name, args, cb) {

@@ -12,7 +12,7 @@ use clustr_engine::request::Target;
 use clustr_engine::resp::encode_command;
 use clustr_engine::split;
 use clustr_engine::topology::NodeAddr;
-use clustr_engine::{command, Error, ErrorKind};
+use clustr_engine::{command, Error, ErrorKind, Reply};
 use clustr_io::{Command, Completion};
 
 use super::splits::Splits;
@@ -105,6 +105,16 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> (Vec<Command>, Vec<Completion
         });
         let p = match prepared {
             Ok(p) => p,
+            // Argument-count and numkeys mistakes: answer as the server would (code ERR), which
+            // is what node_redis users got before.
+            Err(e) if e.kind == ErrorKind::InvalidArg && e.message.starts_with("wrong number") => {
+                rejected.push(Completion {
+                    id,
+                    flags,
+                    result: Ok(Reply::Error(format!("ERR {}", e.message).into())),
+                });
+                continue;
+            }
             Err(e) => {
                 rejected.push(Completion {
                     id,

@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Timeout,
     MaxRedirections,
     ConnectionRefused,
+    /// The node refused the handshake (AUTH with wrong credentials, ACL denies READONLY).
+    HandshakeFailed,
     /// The connection dropped after a write was sent: it may or may not have been applied.
     ConnectionLost,
     NotACluster,
@@ -32,6 +34,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "TIMEOUT",
             ErrorKind::MaxRedirections => "MAX_REDIRECTIONS",
             ErrorKind::ConnectionRefused => "ECONNREFUSED",
+            ErrorKind::HandshakeFailed => "HANDSHAKE_FAILED",
             ErrorKind::ConnectionLost => "CONNECTION_LOST",
             ErrorKind::NotACluster => "NOT_A_CLUSTER",
             ErrorKind::NoSlotMap => "NO_SLOT_MAP",

@@ -133,6 +133,11 @@ impl Request {
         let Reply::Error(msg) = &reply else {
             return Outcome::Done(reply);
         };
+        if let Target::Node(_) = self.target {
+            // Pinned to one node (a node handle, a topology query): the caller asked for that
+            // node's answer, redirections included, as a raw client would give it.
+            return Outcome::Done(reply);
+        }
         let redirect = match classify(msg, from) {
             Ok(Some(r)) => r,
             Ok(None) => return Outcome::Done(reply),
@@ -146,12 +151,7 @@ impl Request {
         match redirect {
             Redirect::Moved { slot, addr } => match self.hop(policy, from, "MOVED") {
                 Some(err) => Outcome::Fail(err),
-                None => {
-                    if let Target::Node(_) = self.target {
-                        self.target = Target::Slot(slot);
-                    }
-                    Outcome::Moved { slot, addr }
-                }
+                None => Outcome::Moved { slot, addr },
             },
             Redirect::Ask { addr, .. } => match self.hop(policy, from, "ASK") {
                 Some(err) => Outcome::Fail(err),
@@ -337,6 +337,22 @@ mod tests {
                 node: a(1),
                 asking: false
             }
+        );
+    }
+
+    #[test]
+    fn a_request_pinned_to_a_node_gets_its_redirections_as_replies() {
+        let p = RetryPolicy::default();
+        let mut r = Request::new(Target::Node(a(1)), false, 0);
+        let moved = err("MOVED 5 127.0.0.1:2");
+        assert_eq!(
+            r.on_reply(moved.clone(), &a(1), 0, &p),
+            Outcome::Done(moved)
+        );
+        let tryagain = err("TRYAGAIN later");
+        assert_eq!(
+            r.on_reply(tryagain.clone(), &a(1), 0, &p),
+            Outcome::Done(tryagain)
         );
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use clustr_engine::resp::{encode_command, Decoder, Limits};
 use clustr_engine::topology::NodeAddr;
-use clustr_engine::Reply;
+use clustr_engine::{ErrorKind, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -28,6 +28,7 @@ pub(crate) enum ConnEvent {
     Failed {
         addr: NodeAddr,
         gen: u64,
+        kind: ErrorKind,
         error: String,
     },
     Replies {
@@ -64,7 +65,14 @@ pub(crate) fn spawn(
         };
         let (reader, writer) = match open(&addr, &hs).await {
             Ok(pair) => pair,
-            Err(error) => return report(ConnEvent::Failed { addr, gen, error }),
+            Err((kind, error)) => {
+                return report(ConnEvent::Failed {
+                    addr,
+                    gen,
+                    kind,
+                    error,
+                })
+            }
         };
         let (wtx, wrx) = mpsc::unbounded_channel();
         report(ConnEvent::Connected {
@@ -82,16 +90,17 @@ pub(crate) fn spawn(
 async fn open(
     addr: &NodeAddr,
     hs: &Handshake,
-) -> Result<(Reader, tokio::net::tcp::OwnedWriteHalf), String> {
+) -> Result<(Reader, tokio::net::tcp::OwnedWriteHalf), (ErrorKind, String)> {
+    let refused = |e: String| (ErrorKind::ConnectionRefused, e);
     let target = (addr.host.as_str(), addr.port);
     let stream = match tokio::time::timeout(hs.connect_timeout, TcpStream::connect(target)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(format!("connect to {addr} failed: {e}")),
+        Ok(Err(e)) => return Err(refused(format!("connect to {addr} failed: {e}"))),
         Err(_) => {
-            return Err(format!(
+            return Err(refused(format!(
                 "connect to {addr} timed out after {} ms",
                 hs.connect_timeout.as_millis()
-            ))
+            )))
         }
     };
     let _ = stream.set_nodelay(true);
@@ -130,8 +139,13 @@ async fn open(
         };
         match tokio::time::timeout(hs.connect_timeout, io).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(format!("handshake with {addr} failed: {e}")),
-            Err(_) => return Err(format!("handshake with {addr} timed out")),
+            Ok(Err(e)) => {
+                return Err((
+                    ErrorKind::HandshakeFailed,
+                    format!("handshake (AUTH/READONLY) with {addr} failed: {e}"),
+                ))
+            }
+            Err(_) => return Err(refused(format!("handshake with {addr} timed out"))),
         }
     }
     Ok((reader, wr))

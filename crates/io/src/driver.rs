@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clustr_engine::request::{Action, Outcome, Request};
+use clustr_engine::request::{Action, Outcome, Request, Target};
 use clustr_engine::topology::{NodeAddr, SlotMap};
 use clustr_engine::{Error, ErrorKind, Reply};
 use tokio::sync::mpsc;
 
 use crate::conn::{ConnEvent, Handshake};
-use crate::nodes::Nodes;
+use crate::nodes::{Nodes, Ticket};
 use crate::refresh::{Query, Refresh};
 use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats};
 
@@ -26,6 +26,8 @@ pub(crate) enum TimerKind {
     Periodic,
     /// redis-clustr's `wait` ran out for commands queued before the first map.
     WaitExpired,
+    /// A topology query (entry key, generation) got no answer in time.
+    TopologyTimeout(usize, u64),
 }
 
 pub(crate) enum Kind {
@@ -207,6 +209,18 @@ impl Driver {
         }
     }
 
+    pub fn gen_of(&self, key: usize) -> u64 {
+        self.entries
+            .get(key)
+            .and_then(|e| e.as_ref())
+            .map_or(0, |e| e.gen)
+    }
+
+    /// The entry a ticket refers to, if it is still that request.
+    pub fn entry(&self, (key, gen): Ticket) -> Option<&Entry> {
+        self.entries.get(key)?.as_ref().filter(|e| e.gen == gen)
+    }
+
     fn take(&mut self, key: usize) -> Option<Entry> {
         let e = self.entries.get_mut(key)?.take()?;
         self.free.push(key);
@@ -221,12 +235,21 @@ impl Driver {
         };
         let map = self.map.as_deref();
         match e.req.next_action(map, &self.cfg.retry, rand) {
-            Action::Send { node, asking } => self.nodes.send(&node, key, asking, &e.bytes),
+            Action::Send { node, asking } => self.nodes.send(&node, (key, e.gen), asking, &e.bytes),
             Action::AwaitMap => self.await_map(key),
         }
     }
 
     fn await_map(&mut self, key: usize) {
+        if self.cfg.wait_ms.is_none() {
+            if let Some(err) = self.refresh.last_failure() {
+                // Discovery already failed on every seed: say so now instead of after the next
+                // (backed-off) round; that round still runs and may bring the map.
+                self.fail(key, err);
+                self.request_refresh();
+                return;
+            }
+        }
         if let Some(max) = self.cfg.max_queue_length {
             if self.awaiting_map.len() >= max {
                 let victim = if self.cfg.queue_shift {
@@ -295,26 +318,29 @@ impl Driver {
                     self.events.push(Event::Connect);
                 }
                 self.events.push(Event::NodeReady(addr.clone()));
-                for (key, asking) in parked {
-                    if let Some(e) = self.entries[key].as_ref() {
+                for (ticket, asking) in parked {
+                    if let Some(e) = self.entry(ticket) {
                         let bytes = e.bytes.clone();
-                        self.nodes.send(&addr, key, asking, &bytes);
+                        self.nodes.send(&addr, ticket, asking, &bytes);
                     }
                 }
                 self.check_full_ready();
             }
-            ConnEvent::Failed { addr, gen, error } => {
-                self.connection_lost(&addr, gen, ErrorKind::ConnectionRefused, &error)
-            }
+            ConnEvent::Failed {
+                addr,
+                gen,
+                kind,
+                error,
+            } => self.connection_lost(&addr, gen, kind, &error),
             ConnEvent::Closed { addr, gen, error } => {
                 self.connection_lost(&addr, gen, ErrorKind::ConnectionLost, &error)
             }
             ConnEvent::Replies { addr, gen, replies } => {
                 match self.nodes.replies(&addr, gen, replies) {
                     Ok(pairs) => {
-                        for (key, reply) in pairs {
-                            if let Some(k) = key {
-                                self.on_reply(k, reply, &addr);
+                        for (ticket, reply) in pairs {
+                            if let Some(t) = ticket.filter(|&t| self.entry(t).is_some()) {
+                                self.on_reply(t.0, reply, &addr);
                             }
                         }
                     }
@@ -341,8 +367,8 @@ impl Driver {
             .into_iter()
             .map(|k| (k, true))
             .chain(failed.unwritten.into_iter().map(|k| (k, false)));
-        for (key, written) in lost {
-            let Some(e) = self.entries[key].as_mut() else {
+        for ((key, gen), written) in lost {
+            let Some(e) = self.entries[key].as_mut().filter(|e| e.gen == gen) else {
                 continue;
             };
             if let Kind::Topology(_) = e.kind {
@@ -391,7 +417,7 @@ impl Driver {
                 if refresh {
                     self.request_refresh();
                 }
-                let gen = self.entries[key].as_ref().map_or(0, |e| e.gen);
+                let gen = self.gen_of(key);
                 // Jitter spreads the retries of many requests that failed together.
                 let jitter = (self.rand() % 16) as u64;
                 self.timer(
@@ -440,6 +466,24 @@ impl Driver {
                 self.request_refresh();
             }
             TimerKind::Periodic => self.request_refresh(),
+            TimerKind::TopologyTimeout(key, gen) => {
+                let node = match self.entry((key, gen)) {
+                    Some(Entry {
+                        kind: Kind::Topology(_),
+                        req,
+                        ..
+                    }) => match &req.target {
+                        Target::Node(n) => n.clone(),
+                        _ => return,
+                    },
+                    _ => return,
+                };
+                let why = format!(
+                    "no answer to the topology query within {} ms",
+                    self.cfg.connect_timeout_ms
+                );
+                self.topology_failed(key, &node, ErrorKind::Timeout, &why);
+            }
             TimerKind::WaitExpired => {
                 self.wait_timer_set = false;
                 if self.map.is_none() {
@@ -487,10 +531,9 @@ impl Driver {
         if self.closing {
             return;
         }
+        // Commands waiting for the first map still go out when it arrives (`set(); quit()` at
+        // start-up must not lose the set); a failed discovery fails them as usual.
         self.closing = true;
-        if self.map.is_none() {
-            self.fail_awaiting(&closed_error());
-        }
         if self.clients == 0 {
             self.shutdown();
         }

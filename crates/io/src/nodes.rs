@@ -17,8 +17,12 @@ use crate::Msg;
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
 
-/// A request parked until its node is ready: (entry key, precede with ASKING).
-pub(crate) type Parked = (usize, bool);
+/// A request as the node table knows it: (entry key, entry generation). The generation lets the
+/// driver ignore a late reply for an entry that already finished and whose key was reused.
+pub(crate) type Ticket = (usize, u64);
+
+/// A request parked until its node is ready: (ticket, precede with ASKING).
+pub(crate) type Parked = (Ticket, bool);
 
 enum State {
     Connecting,
@@ -31,7 +35,7 @@ struct Node {
     state: State,
     out: BytesMut,
     /// Entry keys in the order their replies will arrive; None for an ASKING reply.
-    fifo: VecDeque<Option<usize>>,
+    fifo: VecDeque<Option<Ticket>>,
     parked: Vec<Parked>,
     task: Option<JoinHandle<()>>,
 }
@@ -39,9 +43,9 @@ struct Node {
 /// What the driver must do about requests that were on a connection that failed.
 pub(crate) struct Failed {
     /// Written to the socket: the server may have received them.
-    pub written: Vec<usize>,
+    pub written: Vec<Ticket>,
     /// Never written: safe to send again.
-    pub unwritten: Vec<usize>,
+    pub unwritten: Vec<Ticket>,
 }
 
 pub(crate) struct Nodes {
@@ -88,7 +92,7 @@ impl Nodes {
     }
 
     /// Writes (or parks) request `key` for `addr`.
-    pub fn send(&mut self, addr: &NodeAddr, key: usize, asking: bool, bytes: &[u8]) {
+    pub fn send(&mut self, addr: &NodeAddr, key: Ticket, asking: bool, bytes: &[u8]) {
         self.ensure(addr);
         let node = self.nodes.get_mut(addr).expect("ensured above");
         match node.state {
@@ -156,7 +160,7 @@ impl Nodes {
         addr: &NodeAddr,
         gen: u64,
         replies: Vec<Reply>,
-    ) -> Result<Vec<(Option<usize>, Reply)>, ()> {
+    ) -> Result<Vec<(Option<Ticket>, Reply)>, ()> {
         let Some(node) = self.nodes.get_mut(addr).filter(|n| n.gen == gen) else {
             return Ok(Vec::new());
         };

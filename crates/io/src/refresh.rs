@@ -34,9 +34,15 @@ pub(crate) struct Refresh {
     /// What each candidate said this round: (address, code, message).
     causes: Vec<(String, String, String)>,
     failed_rounds: u32,
+    last_error: Option<Error>,
 }
 
 impl Refresh {
+    /// The error of the last failed round, while no round has succeeded since.
+    pub fn last_failure(&self) -> Option<Error> {
+        self.last_error.clone()
+    }
+
     /// The error reported when no candidate produced a usable map.
     pub fn no_map_error(&self) -> Error {
         let not_cluster = !self.causes.is_empty()
@@ -128,7 +134,13 @@ impl Driver {
         encode_command(&mut bytes, &[b"CLUSTER", sub]);
         let req = Request::new(Target::Node(node), true, self.now_ms());
         let key = self.insert(Kind::Topology(q), req, bytes.freeze());
+        let gen = self.gen_of(key);
         self.dispatch(key);
+        // A node that accepts but never answers (paused, black-holed) must not stall discovery.
+        self.timer(
+            Duration::from_millis(self.cfg.connect_timeout_ms.max(1)),
+            TimerKind::TopologyTimeout(key, gen),
+        );
     }
 
     fn cause(&mut self, node: &NodeAddr, kind: &str, msg: String) {
@@ -192,6 +204,7 @@ impl Driver {
         self.refresh.failed_rounds += 1;
         if self.map.is_none() {
             let err = self.refresh.no_map_error();
+            self.refresh.last_error = Some(err.clone());
             self.discovery_failed(err);
         }
         // Back off between failed rounds: 200 ms doubling up to 5 s.
@@ -202,6 +215,7 @@ impl Driver {
 
     fn adopt(&mut self, next: SlotMap) {
         self.refresh.failed_rounds = 0;
+        self.refresh.last_error = None;
         let first = self.map.is_none();
         let change = match &self.map {
             Some(old) => old.diff(&next),
