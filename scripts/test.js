@@ -11,11 +11,37 @@ const { ensureRedis, startCluster } = require('./cluster');
 
 const root = path.join(__dirname, '..');
 
+// Totals over every runner, for the one closing line CI reads.
+const totals = { passed: 0, failed: 0 };
+
+// Runs a command with its output shown as it comes, and counts the tests its runner reports
+// (cargo: "test result: ok. N passed; M failed", node: "# pass N" / "# fail N").
 function run(cmd, args, env) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: 'inherit', env: Object.assign({}, process.env, env) });
-    child.on('exit', (code, signal) => resolve(code === null ? `killed by ${signal}` : code));
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: Object.assign({}, process.env, env) });
+    let rest = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop();
+      for (const line of lines) count(line);
+    });
+    child.on('close', (code, signal) => {
+      count(rest);
+      resolve(code === null ? `killed by ${signal}` : code);
+    });
   });
+}
+
+function count(line) {
+  let m = /^test result: \w+\. (\d+) passed; (\d+) failed/.exec(line);
+  if (m) {
+    totals.passed += Number(m[1]);
+    totals.failed += Number(m[2]);
+    return;
+  }
+  m = /^# (pass|fail) (\d+)$/.exec(line);
+  if (m) totals[m[1] === 'pass' ? 'passed' : 'failed'] += Number(m[2]);
 }
 
 async function main() {
@@ -46,9 +72,8 @@ async function main() {
   if (failures.length) {
     console.error(`\nFAILED: ${failures.join(', ')}`);
     process.exitCode = 1;
-  } else {
-    console.log('\nall test suites passed');
   }
+  console.log(`\ntests: ${totals.passed} passed, ${totals.failed} failed`);
 }
 
 main().catch((err) => {

@@ -28,6 +28,8 @@ pub(crate) enum TimerKind {
     WaitExpired,
     /// A topology query (entry key, generation) got no answer in time.
     TopologyTimeout(usize, u64),
+    /// A node's reconnect backoff ran out.
+    Reconnect(NodeAddr),
 }
 
 pub(crate) enum Kind {
@@ -354,7 +356,8 @@ impl Driver {
     }
 
     fn connection_lost(&mut self, addr: &NodeAddr, gen: u64, kind: ErrorKind, cause: &str) {
-        let Some(failed) = self.nodes.failed(addr, gen) else {
+        let jitter = self.rand();
+        let Some(failed) = self.nodes.failed(addr, gen, jitter) else {
             return;
         };
         self.events.push(Event::NodeDown(
@@ -484,6 +487,7 @@ impl Driver {
                 );
                 self.topology_failed(key, &node, ErrorKind::Timeout, &why);
             }
+            TimerKind::Reconnect(addr) => self.nodes.reconnect_due(&addr),
             TimerKind::WaitExpired => {
                 self.wait_timer_set = false;
                 if self.map.is_none() {

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use clustr_engine::topology::NodeAddr;
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::conn::{self, Handshake};
+use crate::driver::TimerKind;
 use crate::Msg;
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
@@ -38,6 +40,12 @@ struct Node {
     fifo: VecDeque<Option<Ticket>>,
     parked: Vec<Parked>,
     task: Option<JoinHandle<()>>,
+    /// Consecutive failed or dropped connections; sets the reconnect backoff.
+    failures: u32,
+    /// No new connection attempt before this instant.
+    retry_at: Option<Instant>,
+    /// A Reconnect timer is pending for this node.
+    wake_armed: bool,
 }
 
 /// What the driver must do about requests that were on a connection that failed.
@@ -77,8 +85,23 @@ impl Nodes {
             fifo: VecDeque::new(),
             parked: Vec::new(),
             task: None,
+            failures: 0,
+            retry_at: None,
+            wake_armed: false,
         });
         if let State::Down = node.state {
+            if let Some(at) = node.retry_at.filter(|&at| at > Instant::now()) {
+                // Backing off: connect when the timer says so (requests wait parked).
+                if !node.wake_armed {
+                    node.wake_armed = true;
+                    let (tx, addr) = (self.tx.clone(), addr.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(at.into()).await;
+                        let _ = tx.send(Msg::Timer(TimerKind::Reconnect(addr)));
+                    });
+                }
+                return;
+            }
             self.next_gen += 1;
             node.gen = gen;
             node.state = State::Connecting;
@@ -126,6 +149,20 @@ impl Nodes {
         }
     }
 
+    /// The backoff of `addr` ran out: connect now if requests are waiting for it.
+    pub fn reconnect_due(&mut self, addr: &NodeAddr) {
+        let waiting = match self.nodes.get_mut(addr) {
+            Some(n) => {
+                n.wake_armed = false;
+                !n.parked.is_empty()
+            }
+            None => false,
+        };
+        if waiting {
+            self.ensure(addr);
+        }
+    }
+
     /// A connection finished its handshake; returns the requests parked for it.
     pub fn connected(
         &mut self,
@@ -135,13 +172,29 @@ impl Nodes {
     ) -> Option<Vec<Parked>> {
         let node = self.nodes.get_mut(addr).filter(|n| n.gen == gen)?;
         node.state = State::Ready(writer);
+        node.failures = 0;
+        node.retry_at = None;
         Some(std::mem::take(&mut node.parked))
     }
 
-    /// A connection failed or closed; returns what was riding on it.
-    pub fn failed(&mut self, addr: &NodeAddr, gen: u64) -> Option<Failed> {
+    /// A connection failed or closed; returns what was riding on it. `jitter` (any number)
+    /// spreads the reconnects of clients that lost the same node at the same moment.
+    pub fn failed(&mut self, addr: &NodeAddr, gen: u64, jitter: u32) -> Option<Failed> {
         let node = self.nodes.get_mut(addr).filter(|n| n.gen == gen)?;
         node.state = State::Down;
+        node.failures += 1;
+        // The first loss reconnects at once (an idle timeout, a restart); after that 50 ms
+        // doubling to 2 s, plus up to a quarter more at random.
+        let base = match node.failures {
+            1 => 0,
+            n => (50u64 << (n - 2).min(6)).min(2_000),
+        };
+        let extra = if base > 0 {
+            jitter as u64 % (base / 4 + 1)
+        } else {
+            0
+        };
+        node.retry_at = Some(Instant::now() + Duration::from_millis(base + extra));
         node.out.clear();
         if let Some(t) = node.task.take() {
             t.abort();
