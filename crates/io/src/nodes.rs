@@ -227,6 +227,13 @@ impl Nodes {
         Ok(out)
     }
 
+    /// Whether the last connection to `addr` failed and none has succeeded since.
+    pub fn is_failing(&self, addr: &NodeAddr) -> bool {
+        self.nodes
+            .get(addr)
+            .is_some_and(|n| n.failures > 0 && !matches!(n.state, State::Ready(_)))
+    }
+
     pub fn is_ready(&self, addr: &NodeAddr) -> bool {
         matches!(
             self.nodes.get(addr).map(|n| &n.state),

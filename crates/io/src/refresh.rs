@@ -113,6 +113,13 @@ impl Driver {
                 candidates.push(s.clone());
             }
         }
+        // Nodes whose connection just failed go last: asking a dead master first would stall the
+        // round on its reconnect backoff, exactly when a fresh map matters most (failover).
+        let (failing, healthy): (Vec<NodeAddr>, Vec<NodeAddr>) = candidates
+            .into_iter()
+            .partition(|n| self.nodes.is_failing(n));
+        let mut candidates = healthy;
+        candidates.extend(failing);
         candidates.reverse();
         self.refresh.candidates = candidates;
         self.try_next_candidate();
