@@ -53,6 +53,8 @@ declare namespace RedisClustr {
     maxRedirections?: number;
     /** ms a command may spend retrying TRYAGAIN/CLUSTERDOWN/LOADING/lost connections (default 5000). */
     retryBudget?: number;
+    /** ms: one deadline per command over queueing, redirections and retries (TIMEOUT after). */
+    commandTimeout?: number;
   }
 
   interface NodeHandle {

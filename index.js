@@ -38,6 +38,17 @@ function nativeOptions(config) {
     if (typeof v !== 'number' || !(v >= 0)) throw clientError('INVALID_ARG', `${name} must be a non-negative number`);
     return v;
   };
+  // Options this version cannot honour yet are refused rather than ignored: TLS ignored would
+  // send the password in clear text, a prefix ignored would read and write the wrong keys.
+  for (const [name, present] of [
+    ['redisOptions.tls', ro.tls !== undefined && ro.tls !== null && ro.tls !== false],
+    ['redisOptions.prefix', ro.prefix !== undefined && ro.prefix !== null && ro.prefix !== ''],
+    ['natMap', config.natMap !== undefined && config.natMap !== null],
+    ['maxInFlight', config.maxInFlight !== undefined],
+    ['maxQueueBytes', config.maxQueueBytes !== undefined],
+  ]) {
+    if (present) throw clientError('INVALID_ARG', `${name} is not supported yet by redis-clustr-native`);
+  }
   if (config.slaves !== undefined && !['never', 'share', 'always'].includes(config.slaves)) {
     throw clientError('INVALID_ARG', "slaves must be 'never', 'share' or 'always'");
   }
@@ -58,6 +69,7 @@ function nativeOptions(config) {
     wait: num(config.wait, 'wait'),
     maxRedirections: num(config.maxRedirections, 'maxRedirections'),
     retryBudget: num(config.retryBudget, 'retryBudget'),
+    commandTimeout: num(config.commandTimeout, 'commandTimeout'),
   };
 }
 
@@ -97,6 +109,14 @@ class RedisClustr extends EventEmitter {
       throw clientError('INVALID_ARG', 'RedisClustr needs {servers: [{host, port}, ...]} with at least one server');
     }
     const options = nativeOptions(config);
+    if (typeof config.createClient === 'function') {
+      // The hook is not built yet; most code passes it only to reproduce the default. Say so
+      // once instead of silently ignoring it.
+      process.emitWarning(
+        'redis-clustr-native: the createClient option is not honoured yet; native connections are used',
+        { code: 'REDIS_CLUSTR_NATIVE_CREATECLIENT' }
+      );
+    }
     const ro = config.redisOptions || {};
     this.config = redactedConfig(config);
     this.slots = [];
@@ -163,10 +183,18 @@ class RedisClustr extends EventEmitter {
       return this;
     }
     const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
-    const id = this._nextId;
+    let id = this._nextId;
+    // After 2^31 commands ids wrap; one still waiting for its reply is never reused.
+    while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
     this._nextId = id >= 0x7fffffff ? 1 : id + 1;
+    try {
+      this._enc.push(id, flags, node, name, args);
+    } catch (e) {
+      // Too large to encode (a string beyond what a Buffer can hold): this command fails alone.
+      this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb);
+      return this;
+    }
     this._pending.set(id, { name, args, cb });
-    this._enc.push(id, flags, node, name, args);
     if (!this._flushScheduled) {
       this._flushScheduled = true;
       process.nextTick(flush, this);
@@ -326,6 +354,18 @@ class RedisClustr extends EventEmitter {
   }
 }
 
+// A listener that throws must not cost the other events and the callbacks drained with them:
+// its exception is rethrown on its own tick, as an uncaught exception.
+function emitSafely(self, ev) {
+  try {
+    self._event(ev);
+  } catch (e) {
+    process.nextTick(() => {
+      throw e;
+    });
+  }
+}
+
 function dispatch(self, out) {
   const calls = [];
   let ended = false;
@@ -335,7 +375,7 @@ function dispatch(self, out) {
     if (id === 0) {
       // 'end' comes with the last replies: their callbacks run first, then quit's.
       if (v[0] === 'end') ended = true;
-      else self._event(v);
+      else emitSafely(self, v);
       continue;
     }
     const key = id > 0 ? id : -id;

@@ -23,7 +23,20 @@ class Encoder {
   }
 
   // `args` are already validated strings or Buffers; `name` is the command name.
+  // All or nothing: if an argument cannot be written (RangeError on a huge string), the record
+  // is rolled back so the batch stays well-formed.
   push(id, flags, node, name, args) {
+    const start = this.pos;
+    try {
+      this.record(id, flags, node, name, args);
+    } catch (e) {
+      this.pos = start;
+      throw e;
+    }
+    this.count++;
+  }
+
+  record(id, flags, node, name, args) {
     this.ensure(9);
     const b = this.buf;
     b.writeUInt32LE(id, this.pos);
@@ -39,7 +52,6 @@ class Encoder {
       if (typeof a === 'string') this.string(a);
       else this.bytes(a);
     }
-    this.count++;
   }
 
   string(s) {

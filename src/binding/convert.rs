@@ -216,6 +216,13 @@ impl Js {
     }
 }
 
+fn too_large() -> Error {
+    Error::new(
+        clustr_engine::ErrorKind::Protocol,
+        "the reply could not be turned into a JS value (too large for a string? try return_buffers)",
+    )
+}
+
 /// The error code of a server error: its first word.
 fn first_word(e: &[u8]) -> &[u8] {
     let end = e.iter().position(|&c| c == b' ').unwrap_or(e.len()).min(64);
@@ -233,9 +240,17 @@ impl ToNapiValue for Drained {
             i += 2;
         }
         for c in &val.completions {
-            let (id, v) = match &c.result {
-                Ok(r) => (c.id as f64, js.reply(r, c.flags & FLAG_BUFFERS != 0)?),
-                Err(e) => (-(c.id as f64), js.failure(e)?),
+            let converted = match &c.result {
+                Ok(r) => js
+                    .reply(r, c.flags & FLAG_BUFFERS != 0)
+                    .map(|v| (c.id as f64, v)),
+                Err(e) => js.failure(e).map(|v| (-(c.id as f64), v)),
+            };
+            // One reply V8 cannot hold (a bulk over its string limit, say) fails its own
+            // command, not every other completion of this drain.
+            let (id, v) = match converted {
+                Ok(pair) => pair,
+                Err(_) => (-(c.id as f64), js.failure(&too_large())?),
             };
             js.set(out, i, js.number(id)?)?;
             js.set(out, i + 1, v)?;

@@ -27,6 +27,7 @@ pub struct Options {
     pub wait: Option<f64>,
     pub max_redirections: Option<u32>,
     pub retry_budget: Option<f64>,
+    pub command_timeout: Option<f64>,
 }
 
 fn invalid(msg: &str) -> napi::Error {
@@ -68,6 +69,7 @@ impl Options {
             max_queue_length: ms(self.max_queue_length).map(|v| v as usize),
             queue_shift: self.queue_shift.unwrap_or(true),
             wait_ms: ms(self.wait),
+            command_timeout_ms: ms(self.command_timeout).filter(|&t| t > 0),
         })
     }
 }

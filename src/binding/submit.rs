@@ -184,6 +184,18 @@ fn prepare(args: &[&[u8]]) -> Result<Prepared, Error> {
             format!("{} is not allowed on a cluster client: {why}", upper(name)),
         ));
     }
+    // CLIENT REPLY OFF|SKIP silences replies: on a shared, FIFO-matched connection every later
+    // reply would go to the wrong caller.
+    if name.eq_ignore_ascii_case(b"client")
+        && args
+            .get(1)
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"reply"))
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidArg,
+            "CLIENT REPLY is not allowed on a cluster client: replies are matched to callers in order",
+        ));
+    }
     let spec = command::resolve(args);
     if let Some(s) = spec {
         if s.first_key > 0 && !s.has_movable_keys() && args.len() <= s.first_key as usize {

@@ -64,22 +64,27 @@ impl Default for Limits {
 /// The most entries reserved up front for an array, whatever its header claims.
 const MAX_PREALLOC: usize = 1024;
 
-/// A streaming RESP2 decoder.
+/// A streaming RESP2 decoder. Validation is resumable: `pos` and `open` remember how far the
+/// current frame has been checked, so each byte is examined once however the frame is chunked
+/// (re-parsing from the start on every read would be quadratic for a big array arriving in
+/// pieces). The value is built in one pass once the whole frame is there.
 #[derive(Debug, Default)]
 pub struct Decoder {
     limits: Limits,
-    /// Total buffer length the last incomplete parse proved necessary; no parse before then.
+    /// Buffer length needed before validation can make progress.
     need: usize,
-}
-
-enum Step {
-    Done(usize),
-    Incomplete(usize),
+    /// Offset of the next element to validate in the current frame.
+    pos: usize,
+    /// Elements still expected by each open array, innermost last.
+    open: Vec<usize>,
 }
 
 impl Decoder {
     pub fn new(limits: Limits) -> Self {
-        Decoder { limits, need: 0 }
+        Decoder {
+            limits,
+            ..Decoder::default()
+        }
     }
 
     /// Decodes one frame from the front of `buf`, consuming exactly its bytes.
@@ -87,74 +92,95 @@ impl Decoder {
         if buf.len() < self.need || buf.is_empty() {
             return Ok(None);
         }
-        let frozen: &[u8] = &buf[..];
-        match self.parse(frozen, 0, 0)? {
-            Step::Done(end) => {
-                // Re-run with shared Bytes so bulk payloads are zero-copy slices of the buffer.
-                let bytes = buf.split_to(end).freeze();
-                self.need = 0;
-                match Self::build(&bytes, 0)? {
-                    (reply, used) if used == end => Ok(Some(reply)),
-                    _ => Err(ProtocolError("inconsistent frame".into())),
-                }
+        let end = match self.scan(&buf[..]) {
+            Ok(Some(end)) => end,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                self.reset();
+                return Err(e);
             }
-            Step::Incomplete(need) => {
-                self.need = need;
-                Ok(None)
-            }
+        };
+        self.reset();
+        // Shared Bytes: bulk payloads become zero-copy slices of the read buffer.
+        let bytes = buf.split_to(end).freeze();
+        match Self::build(&bytes, 0)? {
+            (reply, used) if used == end => Ok(Some(reply)),
+            _ => Err(ProtocolError("inconsistent frame".into())),
         }
     }
 
-    /// Validates one frame starting at `pos` and returns where it ends, without allocating.
-    fn parse(&self, b: &[u8], pos: usize, depth: usize) -> Result<Step, ProtocolError> {
-        if depth > self.limits.max_depth {
-            return Err(ProtocolError("nesting too deep".into()));
-        }
-        if pos >= b.len() {
-            return Ok(Step::Incomplete(pos + 1));
-        }
-        let Some(line_end) = find_crlf(b, pos + 1, self.limits.max_line)? else {
-            return Ok(Step::Incomplete(b.len() + 1));
-        };
-        let line = &b[pos + 1..line_end];
-        let next = line_end + 2;
-        match b[pos] {
-            b'+' | b'-' => Ok(Step::Done(next)),
-            b':' => {
-                parse_int(line)?;
-                Ok(Step::Done(next))
+    fn reset(&mut self) {
+        self.need = 0;
+        self.pos = 0;
+        self.open.clear();
+    }
+
+    /// Validates from `pos` on without allocating per element; returns the frame's end once it
+    /// is complete, or None (with `need` set) when more bytes are required.
+    fn scan(&mut self, b: &[u8]) -> Result<Option<usize>, ProtocolError> {
+        loop {
+            let pos = self.pos;
+            if pos >= b.len() {
+                self.need = pos + 1;
+                return Ok(None);
             }
-            b'$' => {
-                let len = parse_int(line)?;
-                if len == -1 {
-                    return Ok(Step::Done(next));
+            let Some(line_end) = find_crlf(b, pos + 1, self.limits.max_line)? else {
+                self.need = b.len() + 1;
+                return Ok(None);
+            };
+            let line = &b[pos + 1..line_end];
+            let next = line_end + 2;
+            let end = match b[pos] {
+                b'+' | b'-' => next,
+                b':' => {
+                    parse_int(line)?;
+                    next
                 }
-                let len = self.length(len, self.limits.max_bulk, "bulk")?;
-                let end = next + len + 2;
-                if b.len() < end {
-                    return Ok(Step::Incomplete(end));
-                }
-                if &b[next + len..end] != b"\r\n" {
-                    return Err(ProtocolError("bulk string not terminated by CRLF".into()));
-                }
-                Ok(Step::Done(end))
-            }
-            b'*' => {
-                let n = parse_int(line)?;
-                if n == -1 {
-                    return Ok(Step::Done(next));
-                }
-                let n = self.length(n, self.limits.max_aggregate, "array")?;
-                let mut at = next;
-                for _ in 0..n {
-                    match self.parse(b, at, depth + 1)? {
-                        Step::Done(end) => at = end,
-                        inc => return Ok(inc),
+                b'$' => match parse_int(line)? {
+                    -1 => next,
+                    len => {
+                        let len = self.length(len, self.limits.max_bulk, "bulk")?;
+                        let end = next + len + 2;
+                        if b.len() < end {
+                            self.need = end;
+                            return Ok(None);
+                        }
+                        if &b[next + len..end] != b"\r\n" {
+                            return Err(ProtocolError("bulk string not terminated by CRLF".into()));
+                        }
+                        end
+                    }
+                },
+                b'*' => match parse_int(line)? {
+                    -1 => next,
+                    n => match self.length(n, self.limits.max_aggregate, "array")? {
+                        0 => next,
+                        n => {
+                            if self.open.len() >= self.limits.max_depth {
+                                return Err(ProtocolError("nesting too deep".into()));
+                            }
+                            self.open.push(n);
+                            self.pos = next;
+                            continue;
+                        }
+                    },
+                },
+                t => return Err(ProtocolError(format!("unknown type byte 0x{t:02x}"))),
+            };
+            self.pos = end;
+            // One element is complete: close every array it completes.
+            loop {
+                match self.open.last_mut() {
+                    None => return Ok(Some(end)),
+                    Some(left) => {
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        self.open.pop();
                     }
                 }
-                Ok(Step::Done(at))
             }
-            t => Err(ProtocolError(format!("unknown type byte 0x{t:02x}"))),
         }
     }
 
@@ -407,6 +433,26 @@ mod tests {
             }
         }
         assert_eq!(got, Some(Reply::Bulk(payload.into())));
+    }
+
+    #[test]
+    fn a_big_nested_array_in_small_chunks_resumes_where_it_stopped() {
+        let inner = |i: i64| Reply::Array(vec![Reply::Int(i), Reply::Bulk(format!("v{i}").into())]);
+        let frame = Reply::Array((0..20_000).map(inner).collect());
+        let mut enc = BytesMut::new();
+        encode_reply(&mut enc, &frame);
+        encode_reply(&mut enc, &Reply::Status("next".into()));
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for chunk in enc.chunks(61) {
+            buf.extend_from_slice(chunk);
+            while let Some(r) = d.decode(&mut buf).unwrap() {
+                got.push(r);
+            }
+        }
+        assert_eq!(got, vec![frame, Reply::Status("next".into())]);
+        assert!(buf.is_empty());
     }
 
     #[test]

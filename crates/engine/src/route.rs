@@ -52,13 +52,20 @@ pub fn node_for_slot(
     }
 }
 
-/// A master chosen at random, for keyless commands.
+/// A master chosen at random among those serving slots, for keyless commands. (A master whose
+/// slots all moved away by MOVED patches stays in the map until the next refresh.)
 pub fn random_master(map: &SlotMap, rand: u32) -> Option<&NodeAddr> {
-    let shards = map.shards();
-    if shards.is_empty() {
+    let serving: Vec<&NodeAddr> = map
+        .shards()
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| map.slot_count(*i) > 0)
+        .map(|(_, s)| &s.master)
+        .collect();
+    if serving.is_empty() {
         return None;
     }
-    Some(&shards[rand as usize % shards.len()].master)
+    Some(serving[rand as usize % serving.len()])
 }
 
 #[cfg(test)]
@@ -129,6 +136,18 @@ mod tests {
                 .port,
             2
         );
+    }
+
+    #[test]
+    fn keyless_commands_skip_a_master_whose_slots_all_moved_away() {
+        let mut m = map();
+        let to = NodeAddr::new("h", 1);
+        for s in 8192..=16383 {
+            m.patch(s, &to);
+        }
+        for r in 0..8 {
+            assert_eq!(random_master(&m, r).unwrap().port, 1);
+        }
     }
 
     #[test]

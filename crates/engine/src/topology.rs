@@ -51,6 +51,8 @@ const NONE: u16 = u16::MAX;
 pub struct SlotMap {
     shards: Vec<Shard>,
     slots: Vec<u16>,
+    /// Slots owned by each shard (same index as `shards`).
+    counts: Vec<u16>,
 }
 
 impl fmt::Debug for SlotMap {
@@ -82,6 +84,7 @@ impl Default for SlotMap {
         SlotMap {
             shards: Vec::new(),
             slots: vec![NONE; SLOTS],
+            counts: Vec::new(),
         }
     }
 }
@@ -105,8 +108,25 @@ impl SlotMap {
             }
         };
         for s in first..=last {
-            self.slots[s as usize] = idx as u16;
+            self.set(s, idx);
         }
+    }
+
+    fn set(&mut self, slot: u16, idx: usize) {
+        if self.counts.len() < self.shards.len() {
+            self.counts.resize(self.shards.len(), 0);
+        }
+        let old = self.slots[slot as usize];
+        if old != NONE {
+            self.counts[old as usize] -= 1;
+        }
+        self.slots[slot as usize] = idx as u16;
+        self.counts[idx] += 1;
+    }
+
+    /// How many slots shard `i` owns.
+    pub fn slot_count(&self, i: usize) -> usize {
+        self.counts.get(i).copied().unwrap_or(0) as usize
     }
 
     /// Whether some slot is assigned twice is checked by the parser; this says whether all are.
@@ -158,7 +178,7 @@ impl SlotMap {
                 self.shards.len() - 1
             }
         };
-        self.slots[slot as usize] = idx as u16;
+        self.set(slot, idx);
     }
 
     /// Contiguous ranges as (first, last, shard index), for display and diffs.

@@ -80,7 +80,7 @@ pub(crate) fn spawn(
             gen,
             writer: wtx,
         });
-        let writer_task = tokio::spawn(write_loop(writer, wrx));
+        let writer_task = tokio::spawn(write_loop(writer, wrx, tx.clone(), addr.clone(), gen));
         let error = read_loop(reader, &addr, gen, &tx).await;
         writer_task.abort();
         report(ConnEvent::Closed { addr, gen, error });
@@ -104,6 +104,12 @@ async fn open(
         }
     };
     let _ = stream.set_nodelay(true);
+    // A peer that vanished without a FIN (host gone, partition) is noticed in about half a
+    // minute instead of the kernel's default of hours.
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(15))
+        .with_interval(Duration::from_secs(5));
+    let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
     let (rd, mut wr) = stream.into_split();
     let mut reader = Reader {
         rd,
@@ -123,7 +129,11 @@ async fn open(
         encode_command(&mut hello, &[b"READONLY"]);
         expected += 1;
     }
-    if expected > 0 {
+    // PING last: a connection counts as ready only once the server process has answered (the
+    // kernel accepts connections for a paused process too).
+    encode_command(&mut hello, &[b"PING"]);
+    expected += 1;
+    {
         let io = async {
             wr.write_all(&hello).await.map_err(|e| e.to_string())?;
             for _ in 0..expected {
@@ -142,10 +152,15 @@ async fn open(
             Ok(Err(e)) => {
                 return Err((
                     ErrorKind::HandshakeFailed,
-                    format!("handshake (AUTH/READONLY) with {addr} failed: {e}"),
+                    format!("handshake (AUTH/READONLY/PING) with {addr} failed: {e}"),
                 ))
             }
-            Err(_) => return Err(refused(format!("handshake with {addr} timed out"))),
+            Err(_) => {
+                return Err((
+                    ErrorKind::Timeout,
+                    format!("handshake with {addr} timed out"),
+                ))
+            }
         }
     }
     Ok((reader, wr))
@@ -228,9 +243,16 @@ async fn read_loop(
 async fn write_loop(
     mut wr: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
+    tx: mpsc::UnboundedSender<Msg>,
+    addr: NodeAddr,
+    gen: u64,
 ) {
     while let Some(chunk) = rx.recv().await {
-        if wr.write_all(&chunk).await.is_err() {
+        if let Err(e) = wr.write_all(&chunk).await {
+            // Report it: the read side of a half-open socket may never fail on its own, and the
+            // requests on this connection would wait forever.
+            let error = format!("write to {addr} failed: {e}");
+            let _ = tx.send(Msg::Conn(ConnEvent::Closed { addr, gen, error }));
             return;
         }
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clustr_engine::request::{Action, Outcome, Request, Target};
+use clustr_engine::request::{Action, Outcome, Request};
 use clustr_engine::topology::{NodeAddr, SlotMap};
 use clustr_engine::{Error, ErrorKind, Reply};
 use tokio::sync::mpsc;
@@ -15,22 +15,8 @@ use tokio::sync::mpsc;
 use crate::conn::{ConnEvent, Handshake};
 use crate::nodes::{Nodes, Ticket};
 use crate::refresh::{Query, Refresh};
+use crate::timers::TimerKind;
 use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats};
-
-/// Timers the driver sets for itself.
-pub(crate) enum TimerKind {
-    /// Resend entry `key` if it is still generation `gen`.
-    Retry(usize, u64),
-    Refresh,
-    /// The periodic safety refresh.
-    Periodic,
-    /// redis-clustr's `wait` ran out for commands queued before the first map.
-    WaitExpired,
-    /// A topology query (entry key, generation) got no answer in time.
-    TopologyTimeout(usize, u64),
-    /// A node's reconnect backoff ran out.
-    Reconnect(NodeAddr),
-}
 
 pub(crate) enum Kind {
     Client(u32, u8),
@@ -54,7 +40,11 @@ pub(crate) struct Driver {
     free: Vec<usize>,
     next_gen: u64,
     clients: usize,
-    awaiting_map: VecDeque<usize>,
+    /// Commands waiting for a first slot map (tickets: a timed-out one is skipped).
+    awaiting_map: VecDeque<Ticket>,
+    /// (deadline in ms since start, ticket) of every client command, in submit order, when
+    /// commandTimeout is set: one deadline covers queueing, redirections and retries.
+    pub(crate) deadlines: VecDeque<(u64, Ticket)>,
     pub refresh: Refresh,
     done: Vec<Completion>,
     pub events: Vec<Event>,
@@ -62,10 +52,10 @@ pub(crate) struct Driver {
     rng: u64,
     pub stats: Stats,
     closing: bool,
-    stopped: bool,
+    pub(crate) stopped: bool,
     connected_once: bool,
     full_ready: bool,
-    wait_timer_set: bool,
+    pub(crate) wait_timer_set: bool,
 }
 
 pub(crate) async fn run(
@@ -92,6 +82,7 @@ pub(crate) async fn run(
         next_gen: 0,
         clients: 0,
         awaiting_map: VecDeque::new(),
+        deadlines: VecDeque::new(),
         refresh: Refresh::default(),
         done: Vec::new(),
         events: Vec::new(),
@@ -104,17 +95,7 @@ pub(crate) async fn run(
         full_ready: false,
         wait_timer_set: false,
     };
-    let ticker = d.tx.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(periodic);
-        every.tick().await;
-        loop {
-            every.tick().await;
-            if ticker.send(Msg::Timer(TimerKind::Periodic)).is_err() {
-                return;
-            }
-        }
-    });
+    d.start_timers(periodic);
     d.request_refresh();
     d.flush();
     while let Some(msg) = rx.recv().await {
@@ -131,6 +112,14 @@ pub(crate) async fn run(
             break;
         }
     }
+    // Anything submitted after the end was decided still gets an answer.
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        if let Msg::Submit(cmds) = msg {
+            d.submit(cmds);
+        }
+    }
+    d.flush();
 }
 
 fn seed() -> u64 {
@@ -187,6 +176,10 @@ impl Driver {
             self.clients += 1;
             let req = Request::new(c.target, c.readonly, now);
             let key = self.insert(Kind::Client(c.id, c.flags), req, c.bytes);
+            if let Some(ms) = self.cfg.command_timeout_ms {
+                self.deadlines
+                    .push_back((now + ms, (key, self.gen_of(key))));
+            }
             self.dispatch(key);
         }
     }
@@ -253,9 +246,15 @@ impl Driver {
             }
         }
         if let Some(max) = self.cfg.max_queue_length {
+            self.awaiting_map.retain(|&t| {
+                self.entries
+                    .get(t.0)
+                    .and_then(|e| e.as_ref())
+                    .is_some_and(|e| e.gen == t.1)
+            });
             if self.awaiting_map.len() >= max {
                 let victim = if self.cfg.queue_shift {
-                    self.awaiting_map.pop_front()
+                    self.awaiting_map.pop_front().map(|t| t.0)
                 } else {
                     Some(key)
                 };
@@ -275,7 +274,8 @@ impl Driver {
                 }
             }
         }
-        self.awaiting_map.push_back(key);
+        let ticket = (key, self.gen_of(key));
+        self.awaiting_map.push_back(ticket);
     }
 
     /// Completes entry `key` with `result` (client entries only reach the caller).
@@ -296,16 +296,20 @@ impl Driver {
 
     /// Fails every command waiting for a first slot map.
     pub fn fail_awaiting(&mut self, err: &Error) {
-        while let Some(k) = self.awaiting_map.pop_front() {
-            self.fail(k, err.clone());
+        while let Some(t) = self.awaiting_map.pop_front() {
+            if self.entry(t).is_some() {
+                self.fail(t.0, err.clone());
+            }
         }
     }
 
     /// A new map was adopted: send what was waiting for one.
     pub fn release_awaiting(&mut self) {
-        let waiting: Vec<usize> = self.awaiting_map.drain(..).collect();
-        for k in waiting {
-            self.dispatch(k);
+        let waiting: Vec<Ticket> = self.awaiting_map.drain(..).collect();
+        for t in waiting {
+            if self.entry(t).is_some() {
+                self.dispatch(t.0);
+            }
         }
     }
 
@@ -441,67 +445,6 @@ impl Driver {
         self.stats.slot_patches += 1;
         let change = before.diff(map);
         self.events.push(Event::Topology(map.clone(), change));
-    }
-
-    pub fn timer(&self, after: Duration, kind: TimerKind) {
-        let tx = self.tx.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            let _ = tx.send(Msg::Timer(kind));
-        });
-    }
-
-    fn timer_fired(&mut self, t: TimerKind) {
-        match t {
-            TimerKind::Retry(key, gen) => {
-                if self
-                    .entries
-                    .get(key)
-                    .and_then(|e| e.as_ref())
-                    .map(|e| e.gen)
-                    == Some(gen)
-                {
-                    self.dispatch(key);
-                }
-            }
-            TimerKind::Refresh => {
-                self.refresh.timer_armed = false;
-                self.request_refresh();
-            }
-            TimerKind::Periodic => self.request_refresh(),
-            TimerKind::TopologyTimeout(key, gen) => {
-                let node = match self.entry((key, gen)) {
-                    Some(Entry {
-                        kind: Kind::Topology(_),
-                        req,
-                        ..
-                    }) => match &req.target {
-                        Target::Node(n) => n.clone(),
-                        _ => return,
-                    },
-                    _ => return,
-                };
-                let why = format!(
-                    "no answer to the topology query within {} ms",
-                    self.cfg.connect_timeout_ms
-                );
-                self.topology_failed(key, &node, ErrorKind::Timeout, &why);
-            }
-            TimerKind::Reconnect(addr) => self.nodes.reconnect_due(&addr),
-            TimerKind::WaitExpired => {
-                self.wait_timer_set = false;
-                if self.map.is_none() {
-                    let err = self.refresh.no_map_error();
-                    self.fail_awaiting(&err);
-                }
-            }
-        }
-    }
-
-    fn on_timer(&mut self, t: TimerKind) {
-        if !self.stopped {
-            self.timer_fired(t);
-        }
     }
 
     /// A discovery round failed on every candidate while no map exists.

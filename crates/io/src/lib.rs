@@ -12,6 +12,7 @@ mod driver;
 mod nodes;
 mod refresh;
 mod sink;
+mod timers;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -40,6 +41,8 @@ pub struct Config {
     /// redis-clustr's `wait`: how long queued commands wait for a first slot map after discovery
     /// failed; None fails them as soon as a discovery round has failed on every seed.
     pub wait_ms: Option<u64>,
+    /// One deadline per command over queueing, redirections and retries (TIMEOUT after it).
+    pub command_timeout_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             max_queue_length: None,
             queue_shift: true,
             wait_ms: None,
+            command_timeout_ms: None,
         }
     }
 }
@@ -85,7 +89,7 @@ pub(crate) enum Msg {
     Quit,
     Stats(std::sync::mpsc::Sender<Stats>),
     Conn(conn::ConnEvent),
-    Timer(driver::TimerKind),
+    Timer(timers::TimerKind),
 }
 
 /// Handle to a running client. Dropping it asks the driver to quit.

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::conn::{self, Handshake};
-use crate::driver::TimerKind;
+use crate::timers::TimerKind;
 use crate::Msg;
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
@@ -38,6 +38,9 @@ struct Node {
     out: BytesMut,
     /// Entry keys in the order their replies will arrive; None for an ASKING reply.
     fifo: VecDeque<Option<Ticket>>,
+    /// How many FIFO entries (from the front) have been handed to the writer; the rest are
+    /// still in `out` and provably never reached the server.
+    flushed: usize,
     parked: Vec<Parked>,
     task: Option<JoinHandle<()>>,
     /// Consecutive failed or dropped connections; sets the reconnect backoff.
@@ -83,6 +86,7 @@ impl Nodes {
             state: State::Down,
             out: BytesMut::new(),
             fifo: VecDeque::new(),
+            flushed: 0,
             parked: Vec::new(),
             task: None,
             failures: 0,
@@ -143,6 +147,7 @@ impl Nodes {
                 if let State::Ready(w) = &node.state {
                     if !node.out.is_empty() {
                         let _ = w.send(node.out.split().freeze());
+                        node.flushed = node.fifo.len();
                     }
                 }
             }
@@ -181,6 +186,11 @@ impl Nodes {
     /// spreads the reconnects of clients that lost the same node at the same moment.
     pub fn failed(&mut self, addr: &NodeAddr, gen: u64, jitter: u32) -> Option<Failed> {
         let node = self.nodes.get_mut(addr).filter(|n| n.gen == gen)?;
+        if let State::Down = node.state {
+            // Already failed (say by the driver on a protocol error); later events of the same
+            // connection change nothing.
+            return None;
+        }
         node.state = State::Down;
         node.failures += 1;
         // The first loss reconnects at once (an idle timeout, a restart); after that 50 ms
@@ -199,9 +209,12 @@ impl Nodes {
         if let Some(t) = node.task.take() {
             t.abort();
         }
+        let flushed = std::mem::take(&mut node.flushed).min(node.fifo.len());
+        let mut unwritten: Vec<Ticket> = node.fifo.drain(flushed..).flatten().collect();
+        unwritten.extend(node.parked.drain(..).map(|(k, _)| k));
         Some(Failed {
             written: node.fifo.drain(..).flatten().collect(),
-            unwritten: node.parked.drain(..).map(|(k, _)| k).collect(),
+            unwritten,
         })
     }
 
@@ -217,14 +230,16 @@ impl Nodes {
         let Some(node) = self.nodes.get_mut(addr).filter(|n| n.gen == gen) else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::with_capacity(replies.len());
-        for r in replies {
-            match node.fifo.pop_front() {
-                Some(k) => out.push((k, r)),
-                None => return Err(()),
-            }
+        // Checked before anything is matched: on a violation every request still on this
+        // connection is failed as one, none is half-delivered.
+        if replies.len() > node.flushed.min(node.fifo.len()) {
+            return Err(());
         }
-        Ok(out)
+        node.flushed -= replies.len();
+        Ok(replies
+            .into_iter()
+            .map(|r| (node.fifo.pop_front().flatten(), r))
+            .collect())
     }
 
     /// Whether the last connection to `addr` failed and none has succeeded since.

@@ -12,7 +12,8 @@ use clustr_engine::resp::encode_command;
 use clustr_engine::topology::{self, NodeAddr, SlotMap};
 use clustr_engine::{Error, ErrorKind, Reply};
 
-use crate::driver::{Driver, Kind, TimerKind};
+use crate::driver::{Driver, Kind};
+use crate::timers::TimerKind;
 use crate::Event;
 
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -144,8 +145,11 @@ impl Driver {
         let gen = self.gen_of(key);
         self.dispatch(key);
         // A node that accepts but never answers (paused, black-holed) must not stall discovery.
+        // Candidates are asked one by one, so each gets at most 2 s (less if connect_timeout is
+        // shorter): a paused master must not hold up the map that would route around it.
+        let ms = self.cfg.connect_timeout_ms.clamp(1, 2_000);
         self.timer(
-            Duration::from_millis(self.cfg.connect_timeout_ms.max(1)),
+            Duration::from_millis(ms),
             TimerKind::TopologyTimeout(key, gen),
         );
     }

@@ -1,0 +1,59 @@
+// commandTimeout and the guards around a connection shared by every caller: a command to a node
+// that stops answering (CLIENT PAUSE) fails with TIMEOUT, and its late reply is dropped instead of
+// being handed to the next caller; options this version cannot honour are refused, not ignored;
+// CLIENT REPLY (which would desynchronise reply matching) is refused.
+'use strict';
+
+const { test, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { sendCommand } = require('../scripts/cluster');
+const h = require('./helpers');
+
+after(h.stopOwnCluster);
+
+test('a command to a sleeping node times out and its late reply never reaches the next caller', async () => {
+  const c = await h.cluster();
+  const client = await h.connect(c.seeds, { commandTimeout: 300 });
+  try {
+    const tag = `{to${process.pid}}`;
+    await h.call(client, 'set', `${tag}a`, 'value-a');
+    await h.call(client, 'set', `${tag}b`, 'value-b');
+    const owner = client.slots[h.RedisClustr.keySlot(`${tag}a`)][0];
+    // CLIENT PAUSE answers OK once the pause is in force: every other connection then waits.
+    assert.equal(await sendCommand(owner.port, ['client', 'pause', '1500', 'ALL']), 'OK');
+    const started = Date.now();
+    const err = await h.callError(client, 'get', `${tag}a`);
+    assert.equal(err.code, 'TIMEOUT');
+    assert.ok(Date.now() - started < 1400, 'failed by the deadline, not by the end of the pause');
+    await h.until(
+      () => sendCommand(owner.port, ['ping'], { timeoutMs: 200 }).then((r) => r === 'PONG', () => false),
+      { what: 'the pause to end' }
+    );
+    // The late reply to GET a arrives ahead of this one on the same connection.
+    assert.equal(await h.call(client, 'get', `${tag}b`), 'value-b');
+    assert.equal(await h.call(client, 'get', `${tag}a`), 'value-a');
+  } finally {
+    await h.quit(client);
+  }
+});
+
+test('options that cannot be honoured yet are refused at construction', () => {
+  const servers = [{ host: '127.0.0.1', port: 1 }];
+  for (const extra of [{ redisOptions: { tls: {} } }, { redisOptions: { prefix: 'app:' } }, { natMap: {} }]) {
+    assert.throws(() => new h.RedisClustr(Object.assign({ servers }, extra)), (e) => e.code === 'INVALID_ARG');
+  }
+});
+
+test('CLIENT REPLY is refused and the connection keeps matching replies to callers', async () => {
+  const c = await h.cluster();
+  const client = await h.connect(c.seeds);
+  try {
+    const err = await h.callError(client, 'send_command', 'client', ['reply', 'skip']);
+    assert.equal(err.code, 'INVALID_ARG');
+    const k = `cr:${process.pid}`;
+    await h.call(client, 'set', k, 'x');
+    assert.equal(await h.call(client, 'get', k), 'x');
+  } finally {
+    await h.quit(client);
+  }
+});

@@ -1,0 +1,133 @@
+//! The driver's timers: one-shot timers it sets for itself (retries, refresh rate limit,
+//! topology query timeouts, reconnect backoff, redis-clustr's `wait`), the periodic safety
+//! refresh, and commandTimeout deadlines, all delivered as messages to the driver loop so that
+//! every state change still happens in one place.
+
+use std::time::Duration;
+
+use clustr_engine::request::Target;
+use clustr_engine::topology::NodeAddr;
+use clustr_engine::{Error, ErrorKind};
+
+use crate::driver::{Driver, Entry, Kind};
+use crate::Msg;
+
+/// Timers the driver sets for itself.
+pub(crate) enum TimerKind {
+    /// Resend entry `key` if it is still generation `gen`.
+    Retry(usize, u64),
+    Refresh,
+    /// The periodic safety refresh.
+    Periodic,
+    /// redis-clustr's `wait` ran out for commands queued before the first map.
+    WaitExpired,
+    /// A topology query (entry key, generation) got no answer in time.
+    TopologyTimeout(usize, u64),
+    /// A node's reconnect backoff ran out.
+    Reconnect(NodeAddr),
+    /// Time to fail commands past their commandTimeout.
+    Deadlines,
+}
+
+impl Driver {
+    /// Starts the periodic safety refresh and, with commandTimeout, the deadline sweep.
+    pub(crate) fn start_timers(&self, periodic: Duration) {
+        self.every(periodic, || TimerKind::Periodic);
+        if let Some(ms) = self.cfg.command_timeout_ms {
+            // Checked ten times per timeout: a command fails at most ~10% late.
+            self.every(Duration::from_millis((ms / 10).clamp(5, 100)), || {
+                TimerKind::Deadlines
+            });
+        }
+    }
+
+    /// Sends `make()` to the driver every `period` (first after one period) until it stops.
+    fn every(&self, period: Duration, make: fn() -> TimerKind) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if tx.send(Msg::Timer(make())).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    pub fn timer(&self, after: Duration, kind: TimerKind) {
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let _ = tx.send(Msg::Timer(kind));
+        });
+    }
+
+    pub(crate) fn timer_fired(&mut self, t: TimerKind) {
+        match t {
+            TimerKind::Retry(key, gen) => {
+                if self.entry((key, gen)).is_some() {
+                    self.dispatch(key);
+                }
+            }
+            TimerKind::Refresh => {
+                self.refresh.timer_armed = false;
+                self.request_refresh();
+            }
+            TimerKind::Periodic => self.request_refresh(),
+            TimerKind::TopologyTimeout(key, gen) => {
+                let node = match self.entry((key, gen)) {
+                    Some(Entry {
+                        kind: Kind::Topology(_),
+                        req,
+                        ..
+                    }) => match &req.target {
+                        Target::Node(n) => n.clone(),
+                        _ => return,
+                    },
+                    _ => return,
+                };
+                let ms = self.cfg.connect_timeout_ms.clamp(1, 2_000);
+                let why = format!("no answer to the topology query within {ms} ms");
+                self.topology_failed(key, &node, ErrorKind::Timeout, &why);
+            }
+            TimerKind::Reconnect(addr) => self.nodes.reconnect_due(&addr),
+            TimerKind::Deadlines => self.expire(),
+            TimerKind::WaitExpired => {
+                self.wait_timer_set = false;
+                if self.map.is_none() {
+                    let err = self.refresh.no_map_error();
+                    self.fail_awaiting(&err);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn on_timer(&mut self, t: TimerKind) {
+        if !self.stopped {
+            self.timer_fired(t);
+        }
+    }
+
+    /// Fails every command whose commandTimeout has passed. Its ticket may still sit in a node's
+    /// FIFO: the late reply then finds a dead generation and is dropped, never misdelivered.
+    /// The outcome of a timed-out write is unknown: it may have been applied.
+    pub(crate) fn expire(&mut self) {
+        let now = self.now_ms();
+        let ms = self.cfg.command_timeout_ms.unwrap_or(0);
+        while let Some(&(deadline, ticket)) = self.deadlines.front() {
+            if deadline > now {
+                break;
+            }
+            self.deadlines.pop_front();
+            if self.entry(ticket).is_some() {
+                let err = Error::new(
+                    ErrorKind::Timeout,
+                    format!("no reply within commandTimeout ({ms} ms); a write may or may not have been applied"),
+                );
+                self.fail(ticket.0, err);
+            }
+        }
+    }
+}
