@@ -104,7 +104,7 @@ declare class RedisClustr extends EventEmitter {
   connected: boolean;
   fullReady: boolean;
   quitting: boolean;
-  subscriptions: null;
+  subscriptions: { channels: string[]; patterns: string[]; shardChannels: string[] };
 
   static keySlot(key: string | Buffer): number;
 
@@ -129,6 +129,16 @@ declare class RedisClustr extends EventEmitter {
   on(event: 'error', listener: (err: RedisClustr.RedisError) => void): this;
   on(event: 'connectionError', listener: (err: RedisClustr.RedisError, node: RedisClustr.NodeHandle) => void): this;
   on(event: 'topology', listener: (change: RedisClustr.TopologyChange) => void): this;
+  on(event: 'message' | 'smessage', listener: (channel: string | Buffer, message: string | Buffer) => void): this;
+  on(event: 'pmessage', listener: (pattern: string | Buffer, channel: string | Buffer, message: string | Buffer) => void): this;
+  on(
+    event: 'subscribe' | 'unsubscribe' | 'psubscribe' | 'punsubscribe' | 'ssubscribe' | 'sunsubscribe',
+    listener: (channel: string | Buffer, count: number) => void
+  ): this;
+  on(
+    event: 'resubscribed',
+    listener: (info: { channels: string[]; patterns: string[]; shardChannels: string[]; from: number; to: number; node: string }) => void
+  ): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
 
   /** Every other command, lowercase or UPPERCASE, with node_redis argument forms. */

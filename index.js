@@ -73,6 +73,28 @@ function nativeOptions(config) {
   };
 }
 
+// The subscription commands and the set each changes (true: adds to it).
+const SUBSCRIPTION = {
+  subscribe: ['channels', true],
+  unsubscribe: ['channels', false],
+  psubscribe: ['patterns', true],
+  punsubscribe: ['patterns', false],
+  ssubscribe: ['shardChannels', true],
+  sunsubscribe: ['shardChannels', false],
+};
+
+// Keeps `client.subscriptions` in step with what was asked (the native side restores exactly
+// this set after a connection loss).
+function trackSubscriptions(subs, name, args) {
+  const [set, adds] = SUBSCRIPTION[name];
+  const names = args.filter((a) => typeof a === 'string' || Buffer.isBuffer(a)).map(String);
+  if (adds) {
+    for (const n of names) if (!subs[set].includes(n)) subs[set].push(n);
+  } else {
+    subs[set] = names.length === 0 ? [] : subs[set].filter((n) => !names.includes(n));
+  }
+}
+
 // Runs settled callbacks outside the native wake-up, so an exception thrown by user code is an
 // ordinary uncaught exception (as with node_redis) and the remaining callbacks still run.
 function runCallbacks(list, start) {
@@ -121,7 +143,7 @@ class RedisClustr extends EventEmitter {
     this.config = redactedConfig(config);
     this.slots = [];
     this.connections = {};
-    this.subscriptions = null;
+    this.subscriptions = { channels: [], patterns: [], shardChannels: [] };
     this.ready = false;
     this.connected = false;
     this.fullReady = false;
@@ -168,6 +190,7 @@ class RedisClustr extends EventEmitter {
 
   _call(name, argsLike) {
     const { args, cb } = name === 'hmset' || name === 'hset' ? normalizeHash(argsLike) : normalize(argsLike);
+    if (SUBSCRIPTION[name] && !this.quitting) trackSubscriptions(this.subscriptions, name, args);
     return this._queue(name, args, cb, null);
   }
 
@@ -256,6 +279,31 @@ class RedisClustr extends EventEmitter {
         break;
       case 'end':
         this._end();
+        break;
+      case 'message':
+      case 'smessage':
+        this.emit(ev[0], ev[1], ev[2]);
+        break;
+      case 'pmessage':
+        this.emit('pmessage', ev[1], ev[2], ev[3]);
+        break;
+      case 'subscribe':
+      case 'unsubscribe':
+      case 'psubscribe':
+      case 'punsubscribe':
+      case 'ssubscribe':
+      case 'sunsubscribe':
+        this.emit(ev[0], ev[1], ev[2]);
+        break;
+      case 'resubscribed':
+        this.emit('resubscribed', {
+          channels: ev[1],
+          patterns: ev[2],
+          shardChannels: ev[3],
+          from: ev[4],
+          to: ev[5],
+          node: ev[6],
+        });
         break;
     }
   }

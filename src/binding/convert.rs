@@ -211,6 +211,67 @@ impl Js {
             Event::NodeDown(a, err) => vec![name("nodeDown")?, self.addr(a)?, self.failure(err)?],
             Event::Error(err) => vec![name("error")?, self.failure(err)?],
             Event::Topology(map, change) => self.topology(map, change)?,
+            Event::Message {
+                kind,
+                pattern,
+                channel,
+                payload,
+                buffers,
+            } => {
+                let text = |b: &[u8]| {
+                    if *buffers {
+                        self.buffer(b)
+                    } else {
+                        self.string(b)
+                    }
+                };
+                let mut items = vec![name(kind)?];
+                if let Some(p) = pattern {
+                    items.push(text(p)?);
+                }
+                items.push(text(channel)?);
+                items.push(text(payload)?);
+                items
+            }
+            Event::SubscriptionCount {
+                kind,
+                name: channel,
+                count,
+                buffers,
+            } => vec![
+                name(kind)?,
+                if *buffers {
+                    self.buffer(channel)?
+                } else {
+                    self.string(channel)?
+                },
+                self.number(*count as f64)?,
+            ],
+            Event::Resubscribed {
+                channels,
+                patterns,
+                shard,
+                from_ms,
+                to_ms,
+                node,
+            } => {
+                let names = |v: &[bytes::Bytes]| -> R {
+                    self.list(
+                        v.iter()
+                            .map(|n| self.string(n))
+                            .collect::<napi::Result<_>>()?,
+                    )
+                };
+                vec![
+                    name("resubscribed")?,
+                    names(channels)?,
+                    names(patterns)?,
+                    names(shard)?,
+                    self.number(*from_ms as f64)?,
+                    self.number(*to_ms as f64)?,
+                    self.addr(node)?,
+                ]
+            }
         };
         self.list(items)
     }

@@ -53,12 +53,15 @@ impl NativeCluster {
     pub fn submit(&self, batch: BufferSlice, len: u32) {
         let len = (len as usize).min(batch.len());
         let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
-        let (commands, rejected) = submit::parse(&batch[..len], &mut splits);
-        if !rejected.is_empty() {
-            self.sink.push(rejected, Vec::new());
+        let parsed = submit::parse(&batch[..len], &mut splits);
+        if !parsed.rejected.is_empty() {
+            self.sink.push(parsed.rejected, Vec::new());
         }
-        if !commands.is_empty() {
-            self.client.submit(commands);
+        if !parsed.pubsub.is_empty() {
+            self.client.pubsub(parsed.pubsub);
+        }
+        if !parsed.commands.is_empty() {
+            self.client.submit(parsed.commands);
         }
     }
 

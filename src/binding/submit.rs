@@ -13,7 +13,7 @@ use clustr_engine::resp::encode_command;
 use clustr_engine::split;
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::{command, Error, ErrorKind, Reply};
-use clustr_io::{Command, Completion};
+use clustr_io::{Command, Completion, PsKind, PubSubOp};
 
 use super::splits::Splits;
 
@@ -26,12 +26,6 @@ const CONNECTION_STATE: &[(&str, &str)] = &[
     ("watch", "transactions with WATCH are not built yet"),
     ("unwatch", "transactions with WATCH are not built yet"),
     ("select", "Redis Cluster only has database 0"),
-    ("subscribe", "pub/sub is not built yet"),
-    ("psubscribe", "pub/sub is not built yet"),
-    ("ssubscribe", "pub/sub is not built yet"),
-    ("unsubscribe", "pub/sub is not built yet"),
-    ("punsubscribe", "pub/sub is not built yet"),
-    ("sunsubscribe", "pub/sub is not built yet"),
     ("monitor", "MONITOR would take over a shared connection"),
     ("hello", "the client negotiates the protocol itself"),
     ("reset", "RESET would clear the shared connection's state"),
@@ -68,10 +62,22 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Splits a batch into commands for the driver and immediate rejections.
-pub fn parse(batch: &[u8], splits: &mut Splits) -> (Vec<Command>, Vec<Completion>) {
-    let mut commands = Vec::new();
-    let mut rejected = Vec::new();
+/// What one batch turns into.
+#[derive(Default)]
+pub struct Parsed {
+    pub commands: Vec<Command>,
+    pub pubsub: Vec<PubSubOp>,
+    pub rejected: Vec<Completion>,
+}
+
+/// Splits a batch into commands for the driver, subscription changes and immediate rejections.
+pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
+    let mut parsed = Parsed::default();
+    let Parsed {
+        commands,
+        pubsub,
+        rejected,
+    } = &mut parsed;
     let mut out = BytesMut::with_capacity(batch.len() + batch.len() / 2);
     let mut args: Vec<&[u8]> = Vec::with_capacity(8);
     let mut c = Cursor { b: batch, pos: 0 };
@@ -92,8 +98,28 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> (Vec<Command>, Vec<Completion
         for _ in 0..argc {
             match c.u32().and_then(|n| c.bytes(n as usize)) {
                 Some(a) => args.push(a),
-                None => return (commands, rejected),
+                None => return parsed,
             }
+        }
+        if let Some(kind) = args
+            .first()
+            .and_then(|n| PsKind::parse(n))
+            .filter(|_| node.is_none())
+        {
+            match subscription(kind, &args) {
+                Ok(names) => pubsub.push(PubSubOp {
+                    id,
+                    flags,
+                    kind,
+                    names,
+                }),
+                Err(reply) => rejected.push(Completion {
+                    id,
+                    flags,
+                    result: Ok(reply),
+                }),
+            }
+            continue;
         }
         let prepared = prepare(&args).and_then(|p| match node {
             Some(n) => Ok(Prepared {
@@ -149,7 +175,30 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> (Vec<Command>, Vec<Completion
             bytes: out.split().freeze(),
         });
     }
-    (commands, rejected)
+    parsed
+}
+
+/// The names of a (un)subscription; subscribing needs at least one, as the server requires.
+fn subscription(kind: PsKind, args: &[&[u8]]) -> Result<Vec<bytes::Bytes>, Reply> {
+    let names: Vec<bytes::Bytes> = args[1..]
+        .iter()
+        .map(|a| bytes::Bytes::copy_from_slice(a))
+        .collect();
+    if names.is_empty()
+        && matches!(
+            kind,
+            PsKind::Subscribe | PsKind::PSubscribe | PsKind::SSubscribe
+        )
+    {
+        return Err(Reply::Error(
+            format!(
+                "ERR wrong number of arguments for '{}' command",
+                kind.name()
+            )
+            .into(),
+        ));
+    }
+    Ok(names)
 }
 
 /// Flag bit: the command is pinned to one node (a `connections[...]` handle).

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::conn::{ConnEvent, Handshake};
 use crate::nodes::{Nodes, Ticket};
+use crate::pubsub::PubSub;
 use crate::refresh::{Query, Refresh};
 use crate::timers::TimerKind;
 use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats};
@@ -46,6 +47,7 @@ pub(crate) struct Driver {
     /// commandTimeout is set: one deadline covers queueing, redirections and retries.
     pub(crate) deadlines: VecDeque<(u64, Ticket)>,
     pub refresh: Refresh,
+    pub(crate) ps: PubSub,
     done: Vec<Completion>,
     pub events: Vec<Event>,
     started: Instant,
@@ -84,6 +86,7 @@ pub(crate) async fn run(
         awaiting_map: VecDeque::new(),
         deadlines: VecDeque::new(),
         refresh: Refresh::default(),
+        ps: PubSub::default(),
         done: Vec::new(),
         events: Vec::new(),
         started: Instant::now(),
@@ -134,6 +137,7 @@ impl Driver {
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Submit(cmds) => self.submit(cmds),
+            Msg::PubSub(ops) => self.pubsub(ops),
             Msg::Quit => self.quit(),
             Msg::Stats(reply) => {
                 let _ = reply.send(self.stats);
@@ -290,6 +294,10 @@ impl Driver {
         }
     }
 
+    pub fn done_push(&mut self, c: Completion) {
+        self.done.push(c);
+    }
+
     pub fn fail(&mut self, key: usize, err: Error) {
         self.complete(key, Err(err));
     }
@@ -314,6 +322,19 @@ impl Driver {
     }
 
     fn conn_event(&mut self, ev: ConnEvent) {
+        let gen = match &ev {
+            ConnEvent::Connected { gen, .. }
+            | ConnEvent::Failed { gen, .. }
+            | ConnEvent::Closed { gen, .. }
+            | ConnEvent::Replies { gen, .. } => *gen,
+        };
+        if self.ps.owns(gen) {
+            return match ev {
+                ConnEvent::Connected { writer, .. } => self.ps_connected(gen, writer),
+                ConnEvent::Failed { .. } | ConnEvent::Closed { .. } => self.ps_lost(gen),
+                ConnEvent::Replies { replies, .. } => self.ps_frames(gen, replies),
+            };
+        }
         match ev {
             ConnEvent::Connected { addr, gen, writer } => {
                 let Some(parked) = self.nodes.connected(&addr, gen, writer) else {
@@ -435,7 +456,7 @@ impl Driver {
         }
     }
 
-    fn patch(&mut self, slot: u16, addr: &NodeAddr) {
+    pub(crate) fn patch(&mut self, slot: u16, addr: &NodeAddr) {
         let Some(map) = self.map.as_mut() else { return };
         if map.master(slot) == Some(addr) {
             return;
@@ -492,6 +513,7 @@ impl Driver {
         }
         self.stopped = true;
         self.nodes.close_all();
+        self.ps_shutdown();
         self.events.push(Event::End);
     }
 }

@@ -10,6 +10,7 @@
 mod conn;
 mod driver;
 mod nodes;
+mod pubsub;
 mod refresh;
 mod sink;
 mod timers;
@@ -23,6 +24,7 @@ use clustr_engine::topology::NodeAddr;
 use clustr_engine::{Error, ErrorKind};
 use tokio::sync::mpsc;
 
+pub use pubsub::{PsKind, PubSubOp};
 pub use sink::{Completion, Event, Sink};
 
 /// Everything the io layer needs to know about the cluster and the caller's options.
@@ -86,6 +88,7 @@ pub struct Stats {
 
 pub(crate) enum Msg {
     Submit(Vec<Command>),
+    PubSub(Vec<PubSubOp>),
     Quit,
     Stats(std::sync::mpsc::Sender<Stats>),
     Conn(conn::ConnEvent),
@@ -130,6 +133,21 @@ impl Client {
                 .map(|c| Completion {
                     id: c.id,
                     flags: c.flags,
+                    result: Err(closed_error()),
+                })
+                .collect();
+            self.sink.push(closed, Vec::new());
+        }
+    }
+
+    /// Subscription changes; after quit they fail with CLOSED.
+    pub fn pubsub(&self, ops: Vec<PubSubOp>) {
+        if let Err(mpsc::error::SendError(Msg::PubSub(ops))) = self.tx.send(Msg::PubSub(ops)) {
+            let closed = ops
+                .into_iter()
+                .map(|o| Completion {
+                    id: o.id,
+                    flags: o.flags,
                     result: Err(closed_error()),
                 })
                 .collect();

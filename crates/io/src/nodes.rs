@@ -78,6 +78,11 @@ impl Nodes {
         }
     }
 
+    /// What a new connection sends first (shared with the subscriber connections).
+    pub fn handshake(&self) -> Arc<Handshake> {
+        self.hs.clone()
+    }
+
     /// Starts connecting to `addr` unless a connection exists or is being made.
     pub fn ensure(&mut self, addr: &NodeAddr) {
         let gen = self.next_gen;

@@ -251,6 +251,11 @@ impl Driver {
         }
         self.finish_round();
         self.release_awaiting();
+        if first {
+            self.ps_map_adopted();
+        } else {
+            self.ps_resync();
+        }
         self.check_full_ready();
     }
 }

@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+
 use clustr_engine::topology::{NodeAddr, SlotMap, TopologyChange};
 use clustr_engine::{Error, Reply};
 
@@ -32,6 +34,32 @@ pub enum Event {
     Error(Error),
     /// quit() finished: every connection is closed.
     End,
+    /// A pub/sub message: kind is "message", "pmessage" (with its pattern) or "smessage".
+    Message {
+        kind: &'static str,
+        pattern: Option<Bytes>,
+        channel: Bytes,
+        payload: Bytes,
+        buffers: bool,
+    },
+    /// The server confirmed a (un)subscription: kind is the command's name, count the number of
+    /// subscriptions the connection now holds.
+    SubscriptionCount {
+        kind: &'static str,
+        name: Bytes,
+        count: i64,
+        buffers: bool,
+    },
+    /// Subscriptions restored on a new connection after a loss; messages published between
+    /// `from_ms` and `to_ms` (wall clock) may have been missed.
+    Resubscribed {
+        channels: Vec<Bytes>,
+        patterns: Vec<Bytes>,
+        shard: Vec<Bytes>,
+        from_ms: u64,
+        to_ms: u64,
+        node: NodeAddr,
+    },
 }
 
 type Wake = Box<dyn Fn() + Send + Sync>;

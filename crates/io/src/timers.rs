@@ -27,6 +27,8 @@ pub(crate) enum TimerKind {
     Reconnect(NodeAddr),
     /// Time to fail commands past their commandTimeout.
     Deadlines,
+    /// Re-make missing subscriber connections / move shard channels to their owners.
+    PubSubResync,
 }
 
 impl Driver {
@@ -94,6 +96,7 @@ impl Driver {
             }
             TimerKind::Reconnect(addr) => self.nodes.reconnect_due(&addr),
             TimerKind::Deadlines => self.expire(),
+            TimerKind::PubSubResync => self.ps_resync_due(),
             TimerKind::WaitExpired => {
                 self.wait_timer_set = false;
                 if self.map.is_none() {

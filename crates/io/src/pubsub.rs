@@ -1,0 +1,675 @@
+//! Pub/Sub: classic channels and patterns on one subscriber connection, shard channels on one
+//! subscriber connection per owning master. The subscription set is the truth: whenever a
+//! subscriber connection is (re)made it subscribes to everything the set holds for it, so a
+//! killed connection, a dead node, a failover or a slot move is repaired by the same code, and a
+//! `Resubscribed` event reports the window in which messages may have been missed.
+//!
+//! Subscriber connections carry no request/reply FIFO: every frame is a push. Confirmations are
+//! matched to what was sent (`sent`, in order) only to tell our own SUNSUBSCRIBE from the one a
+//! node sends when a shard channel's slot moves away, and to attribute an error reply.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use clustr_engine::redirect::{classify, Redirect};
+use clustr_engine::resp::encode_command;
+use clustr_engine::route::random_master;
+use clustr_engine::slot::slot;
+use clustr_engine::topology::NodeAddr;
+use clustr_engine::Reply;
+use tokio::sync::mpsc;
+
+use crate::conn;
+use crate::driver::Driver;
+use crate::timers::TimerKind;
+use crate::{Completion, Event};
+
+/// The subscription commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PsKind {
+    Subscribe,
+    Unsubscribe,
+    PSubscribe,
+    PUnsubscribe,
+    SSubscribe,
+    SUnsubscribe,
+}
+
+const KINDS: [(PsKind, &str); 6] = [
+    (PsKind::Subscribe, "subscribe"),
+    (PsKind::Unsubscribe, "unsubscribe"),
+    (PsKind::PSubscribe, "psubscribe"),
+    (PsKind::PUnsubscribe, "punsubscribe"),
+    (PsKind::SSubscribe, "ssubscribe"),
+    (PsKind::SUnsubscribe, "sunsubscribe"),
+];
+
+impl PsKind {
+    /// The kind a command name (any case) or a confirmation push names.
+    pub fn parse(name: &[u8]) -> Option<PsKind> {
+        KINDS
+            .iter()
+            .find(|(_, n)| n.as_bytes().eq_ignore_ascii_case(name))
+            .map(|(k, _)| *k)
+    }
+
+    pub fn name(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("", |(_, n)| n)
+    }
+
+    fn adds(self) -> bool {
+        matches!(
+            self,
+            PsKind::Subscribe | PsKind::PSubscribe | PsKind::SSubscribe
+        )
+    }
+
+    fn is_shard(self) -> bool {
+        matches!(self, PsKind::SSubscribe | PsKind::SUnsubscribe)
+    }
+
+    /// The set this kind adds to or removes from: 0 channels, 1 patterns, 2 shard channels.
+    fn family(self) -> usize {
+        match self {
+            PsKind::Subscribe | PsKind::Unsubscribe => 0,
+            PsKind::PSubscribe | PsKind::PUnsubscribe => 1,
+            PsKind::SSubscribe | PsKind::SUnsubscribe => 2,
+        }
+    }
+
+    fn subscribe_of(family: usize) -> PsKind {
+        [PsKind::Subscribe, PsKind::PSubscribe, PsKind::SSubscribe][family]
+    }
+}
+
+/// A subscription change asked for by the caller; `names` empty means "all" for the removals.
+#[derive(Debug)]
+pub struct PubSubOp {
+    pub id: u32,
+    pub flags: u8,
+    pub kind: PsKind,
+    pub names: Vec<Bytes>,
+}
+
+/// Flag bit (shared with the binding): deliver this subscription's messages as Buffers.
+const FLAG_BUFFERS: u8 = 1;
+
+struct SubConn {
+    gen: u64,
+    writer: Option<mpsc::UnboundedSender<Bytes>>,
+    /// What was sent and still awaits confirmations: (kind, confirmations left).
+    sent: VecDeque<(PsKind, usize, Vec<Bytes>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// A caller waiting for the confirmation of every name it asked for.
+struct Waiter {
+    id: u32,
+    flags: u8,
+    kind: PsKind,
+    left: BTreeSet<Bytes>,
+    last: Option<Bytes>,
+}
+
+/// Subscriptions being restored after a loss: reported once all are confirmed again.
+struct Restore {
+    node: NodeAddr,
+    from_ms: u64,
+    left: BTreeSet<(usize, Bytes)>,
+    names: [Vec<Bytes>; 3],
+}
+
+#[derive(Default)]
+pub(crate) struct PubSub {
+    /// name → deliver as Buffers, per family (channels, patterns, shard channels).
+    sets: [BTreeMap<Bytes, bool>; 3],
+    classic: Option<(NodeAddr, SubConn)>,
+    shards: HashMap<NodeAddr, SubConn>,
+    /// Shard channel → the node it is subscribed on (or being subscribed on).
+    home: HashMap<Bytes, NodeAddr>,
+    waiters: Vec<Waiter>,
+    restores: Vec<Restore>,
+    /// When the classic subscriptions were lost; shard channels lost, with when.
+    classic_lost: Option<u64>,
+    shard_lost: HashMap<Bytes, u64>,
+    /// Ops that arrived before the first slot map.
+    early: Vec<PubSubOp>,
+    next_gen: u64,
+    resync_armed: bool,
+}
+
+/// Generations of subscriber connections live above this, apart from the node table's.
+const GEN_BASE: u64 = 1 << 62;
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn command(kind: PsKind, names: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    let mut args: Vec<&[u8]> = vec![kind.name().as_bytes()];
+    args.extend(names.iter().map(|n| &n[..]));
+    encode_command(&mut out, &args);
+    out.freeze()
+}
+
+impl PubSub {
+    pub fn owns(&self, gen: u64) -> bool {
+        gen >= GEN_BASE
+    }
+
+    fn conn_mut(&mut self, gen: u64) -> Option<(NodeAddr, &mut SubConn, bool)> {
+        if let Some((addr, c)) = self.classic.as_mut().filter(|(_, c)| c.gen == gen) {
+            return Some((addr.clone(), c, false));
+        }
+        self.shards
+            .iter_mut()
+            .find(|(_, c)| c.gen == gen)
+            .map(|(a, c)| (a.clone(), c, true))
+    }
+
+    /// Stops every subscriber connection (quit).
+    pub fn close_all(&mut self) {
+        if let Some((_, c)) = self.classic.take() {
+            c.task.abort();
+        }
+        for (_, c) in self.shards.drain() {
+            c.task.abort();
+        }
+    }
+}
+
+impl Driver {
+    /// Subscription changes from the caller.
+    pub(crate) fn pubsub(&mut self, ops: Vec<PubSubOp>) {
+        if self.map.is_none() {
+            self.ps.early.extend(ops);
+            return;
+        }
+        for op in ops {
+            self.ps_apply(op);
+        }
+    }
+
+    fn ps_apply(&mut self, op: PubSubOp) {
+        let fam = op.kind.family();
+        let buffers = op.flags & FLAG_BUFFERS != 0;
+        let names: Vec<Bytes> = if op.names.is_empty() && !op.kind.adds() {
+            self.ps.sets[fam].keys().cloned().collect()
+        } else {
+            op.names.clone()
+        };
+        if op.kind.adds() {
+            for n in &names {
+                self.ps.sets[fam].insert(n.clone(), buffers);
+            }
+        } else {
+            for n in &names {
+                self.ps.sets[fam].remove(n);
+            }
+        }
+        if names.is_empty() {
+            return self.ps_done(op.id, op.flags, Ok(Reply::Nil));
+        }
+        self.ps.waiters.push(Waiter {
+            id: op.id,
+            flags: op.flags,
+            kind: op.kind,
+            left: names.iter().cloned().collect(),
+            last: names.last().cloned(),
+        });
+        if op.kind.is_shard() {
+            self.ps_shard_change(op.kind, names);
+        } else if !self.ps_send_classic(op.kind, names) && !op.kind.adds() {
+            // No live subscriber connection: nothing to unsubscribe from.
+            self.ps_confirm_all(op.kind);
+        }
+    }
+
+    /// Sends on the classic connection if it is ready (else its connect will subscribe the set).
+    fn ps_send_classic(&mut self, kind: PsKind, names: Vec<Bytes>) -> bool {
+        self.ps_ensure_classic();
+        let Some((_, c)) = self.ps.classic.as_mut() else {
+            return false;
+        };
+        let Some(w) = c.writer.as_ref() else {
+            return false;
+        };
+        let _ = w.send(command(kind, &names));
+        c.sent.push_back((kind, names.len(), names));
+        true
+    }
+
+    fn ps_shard_change(&mut self, kind: PsKind, names: Vec<Bytes>) {
+        if kind.adds() {
+            return self.ps_resync();
+        }
+        let mut by_home: HashMap<NodeAddr, Vec<Bytes>> = HashMap::new();
+        for n in names {
+            match self.ps.home.remove(&n) {
+                Some(h) => by_home.entry(h).or_default().push(n),
+                None => self.ps_confirm(PsKind::SUnsubscribe, &n),
+            }
+        }
+        for (home, names) in by_home {
+            self.ps_send_shard(&home, PsKind::SUnsubscribe, names.clone());
+            let live = self
+                .ps
+                .shards
+                .get(&home)
+                .is_some_and(|c| c.writer.is_some());
+            if !live {
+                for n in &names {
+                    self.ps_confirm(PsKind::SUnsubscribe, n);
+                }
+            }
+        }
+    }
+
+    /// SSUBSCRIBE/SUNSUBSCRIBE must name channels of one slot: one command per slot.
+    fn ps_send_shard(&mut self, node: &NodeAddr, kind: PsKind, names: Vec<Bytes>) {
+        let Some(c) = self.ps.shards.get_mut(node) else {
+            return;
+        };
+        let Some(w) = c.writer.as_ref() else { return };
+        let mut by_slot: BTreeMap<u16, Vec<Bytes>> = BTreeMap::new();
+        for n in names {
+            by_slot.entry(slot(&n)).or_default().push(n);
+        }
+        for (_, group) in by_slot {
+            let _ = w.send(command(kind, &group));
+            c.sent.push_back((kind, group.len(), group));
+        }
+    }
+
+    fn ps_new_conn(&mut self, addr: &NodeAddr) -> SubConn {
+        self.ps.next_gen += 1;
+        let gen = GEN_BASE + self.ps.next_gen;
+        SubConn {
+            gen,
+            writer: None,
+            sent: VecDeque::new(),
+            task: conn::spawn(addr.clone(), gen, self.nodes.handshake(), self.tx.clone()),
+        }
+    }
+
+    fn ps_ensure_classic(&mut self) {
+        if self.ps.classic.is_some() || (self.ps.sets[0].is_empty() && self.ps.sets[1].is_empty()) {
+            return;
+        }
+        // Any node hears every classic message; prefer a master whose connection is healthy.
+        let rand = self.rand();
+        let Some(map) = self.map.clone() else { return };
+        let healthy: Vec<NodeAddr> = map
+            .shards()
+            .iter()
+            .map(|s| s.master.clone())
+            .filter(|m| !self.nodes.is_failing(m))
+            .collect();
+        let node = match healthy.len() {
+            0 => random_master(&map, rand).cloned(),
+            n => Some(healthy[rand as usize % n].clone()),
+        };
+        if let Some(node) = node {
+            let c = self.ps_new_conn(&node);
+            self.ps.classic = Some((node, c));
+        }
+    }
+
+    /// Puts every shard channel on its slot's current owner, moving those whose owner changed.
+    pub(crate) fn ps_resync(&mut self) {
+        self.ps_ensure_classic();
+        let Some(map) = self.map.clone() else { return };
+        let mut moves: HashMap<NodeAddr, Vec<Bytes>> = HashMap::new();
+        for name in self.ps.sets[2].keys() {
+            let Some(owner) = map.master(slot(name)) else {
+                continue;
+            };
+            if self.ps.home.get(name) != Some(owner) {
+                moves.entry(owner.clone()).or_default().push(name.clone());
+            }
+        }
+        for (owner, names) in moves {
+            for n in &names {
+                if let Some(old) = self.ps.home.insert(n.clone(), owner.clone()) {
+                    // Still subscribed on the old owner (a move we noticed first): leave it.
+                    self.ps_send_shard(&old, PsKind::SUnsubscribe, vec![n.clone()]);
+                    self.ps.shard_lost.entry(n.clone()).or_insert_with(wall_ms);
+                }
+            }
+            match self.ps.shards.get(&owner) {
+                Some(c) if c.writer.is_some() => {
+                    self.ps_restore_shard(&owner, names.clone());
+                    self.ps_send_shard(&owner, PsKind::SSubscribe, names);
+                }
+                Some(_) => {}
+                None => {
+                    let c = self.ps_new_conn(&owner);
+                    self.ps.shards.insert(owner, c);
+                }
+            }
+        }
+    }
+
+    /// Tracks shard channels being subscribed again after a loss, for `Resubscribed`.
+    fn ps_restore_shard(&mut self, node: &NodeAddr, names: Vec<Bytes>) {
+        let lost: Vec<(Bytes, u64)> = names
+            .iter()
+            .filter_map(|n| self.ps.shard_lost.remove(n).map(|t| (n.clone(), t)))
+            .collect();
+        if let Some(from_ms) = lost.iter().map(|l| l.1).min() {
+            self.ps.restores.push(Restore {
+                node: node.clone(),
+                from_ms,
+                left: lost.iter().map(|(n, _)| (2, n.clone())).collect(),
+                names: [
+                    Vec::new(),
+                    Vec::new(),
+                    lost.into_iter().map(|l| l.0).collect(),
+                ],
+            });
+        }
+    }
+
+    /// A subscriber connection finished its handshake: subscribe it to its part of the set.
+    pub(crate) fn ps_connected(&mut self, gen: u64, writer: mpsc::UnboundedSender<Bytes>) {
+        let Some((addr, c, shard)) = self.ps.conn_mut(gen) else {
+            return;
+        };
+        c.writer = Some(writer);
+        if shard {
+            let names: Vec<Bytes> = self
+                .ps
+                .home
+                .iter()
+                .filter(|(n, h)| **h == addr && self.ps.sets[2].contains_key(*n))
+                .map(|(n, _)| n.clone())
+                .collect();
+            self.ps_restore_shard(&addr, names.clone());
+            self.ps_send_shard(&addr, PsKind::SSubscribe, names);
+            return;
+        }
+        let sets: [Vec<Bytes>; 2] = [0, 1].map(|f| self.ps.sets[f].keys().cloned().collect());
+        if let Some(from_ms) = self.ps.classic_lost.take() {
+            self.ps.restores.push(Restore {
+                node: addr.clone(),
+                from_ms,
+                left: (0..2)
+                    .flat_map(|f| sets[f].iter().map(move |n| (f, n.clone())))
+                    .collect(),
+                names: [sets[0].clone(), sets[1].clone(), Vec::new()],
+            });
+        }
+        for (f, names) in sets.into_iter().enumerate() {
+            if !names.is_empty() {
+                self.ps_send_classic(PsKind::subscribe_of(f), names);
+            }
+        }
+    }
+
+    /// A subscriber connection failed or closed: remember the loss and rebuild it.
+    pub(crate) fn ps_lost(&mut self, gen: u64) {
+        let now = wall_ms();
+        if self.ps.classic.as_ref().is_some_and(|(_, c)| c.gen == gen) {
+            self.ps.classic = None;
+            self.ps.classic_lost.get_or_insert(now);
+            // Unsubscribes waiting on that connection are done: the connection took them along.
+            self.ps_confirm_all(PsKind::Unsubscribe);
+            self.ps_confirm_all(PsKind::PUnsubscribe);
+        } else if let Some(addr) = self
+            .ps
+            .shards
+            .iter()
+            .find(|(_, c)| c.gen == gen)
+            .map(|(a, _)| a.clone())
+        {
+            self.ps.shards.remove(&addr);
+            let names: Vec<Bytes> = self
+                .ps
+                .home
+                .iter()
+                .filter(|(_, h)| **h == addr)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for n in names {
+                self.ps.home.remove(&n);
+                self.ps.shard_lost.entry(n).or_insert(now);
+            }
+            self.ps_confirm_all(PsKind::SUnsubscribe);
+        } else {
+            return;
+        }
+        self.request_refresh();
+        self.ps_schedule_resync();
+    }
+
+    fn ps_schedule_resync(&mut self) {
+        if !self.ps.resync_armed {
+            self.ps.resync_armed = true;
+            self.timer(Duration::from_millis(100), TimerKind::PubSubResync);
+        }
+    }
+
+    pub(crate) fn ps_resync_due(&mut self) {
+        self.ps.resync_armed = false;
+        self.ps_resync();
+        let missing = (self.ps.classic.is_none()
+            && !(self.ps.sets[0].is_empty() && self.ps.sets[1].is_empty()))
+            || self.ps.sets[2]
+                .keys()
+                .any(|n| !self.ps.home.contains_key(n));
+        if missing {
+            self.ps_schedule_resync();
+        }
+    }
+
+    /// The first slot map arrived: act on what was asked before it.
+    pub(crate) fn ps_map_adopted(&mut self) {
+        let early = std::mem::take(&mut self.ps.early);
+        for op in early {
+            self.ps_apply(op);
+        }
+        self.ps_resync();
+    }
+
+    /// Frames from a subscriber connection.
+    pub(crate) fn ps_frames(&mut self, gen: u64, frames: Vec<Reply>) {
+        for f in frames {
+            match f {
+                Reply::Array(items) => self.ps_push(gen, items),
+                Reply::Error(e) => self.ps_error(gen, e),
+                _ => {}
+            }
+        }
+    }
+
+    fn ps_push(&mut self, gen: u64, items: Vec<Reply>) {
+        let mut it = items.into_iter().map(|r| match r {
+            Reply::Bulk(b) | Reply::Status(b) => Some(b),
+            Reply::Int(i) => Some(Bytes::from(i.to_string())),
+            _ => None,
+        });
+        let Some(Some(word)) = it.next() else { return };
+        let rest: Vec<Option<Bytes>> = it.collect();
+        let get = |i: usize| rest.get(i).cloned().flatten().unwrap_or_default();
+        match &word[..] {
+            b"message" | b"smessage" => {
+                let fam = if &word[..] == b"message" { 0 } else { 2 };
+                let channel = get(0);
+                let buffers = self.ps.sets[fam].get(&channel).copied().unwrap_or(false);
+                let kind = if fam == 0 { "message" } else { "smessage" };
+                self.events.push(Event::Message {
+                    kind,
+                    pattern: None,
+                    channel,
+                    payload: get(1),
+                    buffers,
+                });
+            }
+            b"pmessage" => {
+                let pattern = get(0);
+                let buffers = self.ps.sets[1].get(&pattern).copied().unwrap_or(false);
+                self.events.push(Event::Message {
+                    kind: "pmessage",
+                    pattern: Some(pattern),
+                    channel: get(1),
+                    payload: get(2),
+                    buffers,
+                });
+            }
+            w => {
+                let Some(kind) = PsKind::parse(w) else { return };
+                let name = get(0);
+                let count: i64 = std::str::from_utf8(&get(1))
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                self.ps_confirmation(gen, kind, name, count);
+            }
+        }
+    }
+
+    fn ps_confirmation(&mut self, gen: u64, kind: PsKind, name: Bytes, count: i64) {
+        let mut solicited = false;
+        if let Some((_, c, _)) = self.ps.conn_mut(gen) {
+            if let Some(head) = c.sent.front_mut().filter(|h| h.0 == kind) {
+                solicited = true;
+                head.1 -= 1;
+                if head.1 == 0 {
+                    c.sent.pop_front();
+                }
+            }
+        }
+        if !solicited && kind == PsKind::SUnsubscribe {
+            // The node gave the channel up: its slot moved. Follow it to the new owner.
+            if self.ps.sets[2].contains_key(&name) {
+                self.ps.home.remove(&name);
+                self.ps.shard_lost.entry(name).or_insert_with(wall_ms);
+                self.request_refresh();
+                self.ps_schedule_resync();
+            }
+            return;
+        }
+        let fam = kind.family();
+        let restoring = kind.adds()
+            && self
+                .ps
+                .restores
+                .iter_mut()
+                .any(|r| r.left.remove(&(fam, name.clone())));
+        self.ps_finish_restores();
+        if !restoring {
+            let buffers = self.ps.sets[fam].get(&name).copied().unwrap_or(false);
+            self.events.push(Event::SubscriptionCount {
+                kind: kind.name(),
+                name: name.clone(),
+                count,
+                buffers,
+            });
+        }
+        self.ps_confirm(kind, &name);
+    }
+
+    fn ps_finish_restores(&mut self) {
+        let now = wall_ms();
+        let (done, open): (Vec<Restore>, Vec<Restore>) = std::mem::take(&mut self.ps.restores)
+            .into_iter()
+            .partition(|r| r.left.is_empty());
+        self.ps.restores = open;
+        for r in done {
+            let [channels, patterns, shard] = r.names;
+            self.events.push(Event::Resubscribed {
+                channels,
+                patterns,
+                shard,
+                from_ms: r.from_ms,
+                to_ms: now,
+                node: r.node,
+            });
+        }
+    }
+
+    /// An error reply on a subscriber connection answers the oldest command still unconfirmed.
+    fn ps_error(&mut self, gen: u64, err: Bytes) {
+        let Some((addr, c, _)) = self.ps.conn_mut(gen) else {
+            return;
+        };
+        let Some((kind, _, names)) = c.sent.pop_front() else {
+            return;
+        };
+        if let Ok(Some(Redirect::Moved { slot, addr: to })) = classify(&err, &addr) {
+            // The map was stale for a shard channel: patch it and subscribe on the owner.
+            self.patch(slot, &to);
+            self.request_refresh();
+            for n in &names {
+                self.ps.home.remove(n);
+            }
+            return self.ps_resync();
+        }
+        let fam = kind.family();
+        for n in &names {
+            if kind.adds() {
+                self.ps.sets[fam].remove(n);
+                self.ps.home.remove(n);
+            }
+        }
+        let failed: Vec<usize> = (0..self.ps.waiters.len())
+            .filter(|&i| {
+                let w = &self.ps.waiters[i];
+                w.kind == kind && names.iter().any(|n| w.left.contains(n))
+            })
+            .collect();
+        for i in failed.into_iter().rev() {
+            let w = self.ps.waiters.remove(i);
+            self.ps_done(w.id, w.flags, Ok(Reply::Error(err.clone())));
+        }
+    }
+
+    fn ps_confirm(&mut self, kind: PsKind, name: &Bytes) {
+        let mut finished = Vec::new();
+        self.ps.waiters.retain_mut(|w| {
+            if w.kind == kind && w.left.remove(name) && w.left.is_empty() {
+                finished.push((w.id, w.flags, w.last.take()));
+                return false;
+            }
+            true
+        });
+        for (id, flags, last) in finished {
+            self.ps_done(id, flags, Ok(last.map_or(Reply::Nil, Reply::Bulk)));
+        }
+    }
+
+    fn ps_confirm_all(&mut self, kind: PsKind) {
+        let names: Vec<Bytes> = self
+            .ps
+            .waiters
+            .iter()
+            .filter(|w| w.kind == kind)
+            .flat_map(|w| w.left.iter().cloned())
+            .collect();
+        for n in names {
+            self.ps_confirm(kind, &n);
+        }
+    }
+
+    fn ps_done(&mut self, id: u32, flags: u8, result: Result<Reply, clustr_engine::Error>) {
+        self.done_push(Completion { id, flags, result });
+    }
+
+    /// quit(): subscriptions end with the client; callers still waiting hear CLOSED.
+    pub(crate) fn ps_shutdown(&mut self) {
+        self.ps.close_all();
+        for w in std::mem::take(&mut self.ps.waiters) {
+            self.ps_done(w.id, w.flags, Err(crate::closed_error()));
+        }
+        for op in std::mem::take(&mut self.ps.early) {
+            self.ps_done(op.id, op.flags, Err(crate::closed_error()));
+        }
+    }
+}
