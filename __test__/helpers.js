@@ -156,3 +156,48 @@ async function blackHole() {
 }
 
 module.exports = { RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis, blackHole };
+
+// ---- pub/sub (appended for pubsub.test.js and pubsub-failover.test.js) ----
+
+const PUBSUB_EVENTS = [
+  'subscribe',
+  'unsubscribe',
+  'psubscribe',
+  'punsubscribe',
+  'ssubscribe',
+  'sunsubscribe',
+  'message',
+  'pmessage',
+  'smessage',
+  'resubscribed',
+];
+
+/**
+ * Records a client's pub/sub events in arrival order as `{type, args, at}` (`at` = Date.now() when
+ * emitted) and its 'error' events in `errors` (so a failure is asserted, never an uncaught
+ * 'error'). `of(type)` lists the argument arrays of one event type; `waitFor(type, pred, opts)`
+ * resolves with the first such argument array `pred` accepts (polling with `until`'s deadline).
+ */
+function recordPubsub(client) {
+  const rec = {
+    events: [],
+    errors: [],
+    of(type) {
+      return this.events.filter((e) => e.type === type).map((e) => e.args);
+    },
+    waitFor(type, pred = () => true, opts = {}) {
+      return until(() => this.of(type).find((args) => pred(...args)), Object.assign({ what: `a '${type}' event` }, opts));
+    },
+  };
+  for (const type of PUBSUB_EVENTS) client.on(type, (...args) => rec.events.push({ type, args, at: Date.now() }));
+  client.on('error', (e) => rec.errors.push(e));
+  return rec;
+}
+
+/** A channel or message as a string, whether it came as a string or as a Buffer. */
+function str(x) {
+  return Buffer.isBuffer(x) ? x.toString() : x;
+}
+
+module.exports.recordPubsub = recordPubsub;
+module.exports.str = str;

@@ -1,10 +1,11 @@
 // Builds the native addon from source. Three ways in:
 //
-//   node scripts/build.js [--debug] [--output-dir DIR]
+//   node scripts/build.js [--debug] [--output-dir DIR] [--target TRIPLE]
 //       Contributors (`npm run build`): the napi-rs CLI (a devDependency) builds the addon as
 //       redis-clustr-native.<platform>.node plus the generated loader binding.js / binding.d.ts
 //       (napi's default names, index.js / index.d.ts, are the hand-written shim and types).
-//       `--output-dir` puts all three somewhere else (release artefacts for packing, CI).
+//       `--output-dir` puts all three somewhere else and `--target` cross-builds (the release
+//       artefacts of CI's build matrix, one per package.json napi.targets entry).
 //
 //   node scripts/build.js --if-missing
 //       The package's `install` script. Does nothing when the loader already finds a binary: a
@@ -20,15 +21,20 @@ const { spawnSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
+const PKG = 'redis-clustr-native';
 const root = path.join(__dirname, '..');
 const args = process.argv.slice(2);
 const debug = args.includes('--debug');
 const ifMissing = args.includes('--if-missing');
-const outIdx = args.indexOf('--output-dir');
-const outputDir = outIdx >= 0 ? args[outIdx + 1] : undefined;
-if (outIdx >= 0 && !outputDir) fail('--output-dir needs a directory');
+function option(name) {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  if (!args[i + 1] || args[i + 1].startsWith('--')) fail(`${name} needs a value`);
+  return args[i + 1];
+}
+const outputDir = option('--output-dir');
+const target = option('--target');
 
-const PKG = 'redis-clustr-native';
 const installed = root.split(path.sep).includes('node_modules');
 
 function log(msg) {
@@ -95,18 +101,27 @@ function napiCli() {
   }
 }
 
+// The oldest Rust the locked dependencies build with (napi 3 declares rust-version 1.88).
+const MIN_RUST = [1, 88];
+
 function requireCargo(why) {
   const cargo = spawnSync('cargo', ['--version'], { encoding: 'utf8' });
-  if (cargo.status === 0) return;
-  const suffix = platformSuffix();
+  const install = `install Rust ${MIN_RUST.join('.')} or newer with https://rustup.rs (distribution packages are often older: Debian 12's cargo is 1.65)`;
+  if (cargo.status === 0) {
+    const v = /cargo (\d+)\.(\d+)/.exec(cargo.stdout);
+    if (v && (Number(v[1]) < MIN_RUST[0] || (Number(v[1]) === MIN_RUST[0] && Number(v[2]) < MIN_RUST[1]))) {
+      fail(`${why}: building it from source needs Rust ${MIN_RUST.join('.')} or newer, and ${cargo.stdout.trim()} is older.\nPlease ${install}, then run: npm rebuild ${PKG}`);
+    }
+    return;
+  }
   const lines = [
     `${why}: building it from source needs a Rust toolchain, and cargo was not found on PATH.`,
     'Either:',
-    `  - install Rust (https://rustup.rs, or e.g. apt-get install cargo) and run: npm rebuild ${PKG}`,
+    `  - ${install}, then run: npm rebuild ${PKG}`,
   ];
   if (installed) {
     lines.push(
-      `  - or install the prebuilt binary package for this platform, ${PKG}-${suffix}, if it exists:`,
+      `  - or install the prebuilt binary package for this platform, ${PKG}-${platformSuffix()}, if it exists:`,
       '    it is an optionalDependency, so it is skipped by --omit=optional / --no-optional and',
       '    by lockfiles written on another platform (https://github.com/npm/cli/issues/4828);',
       '    reinstalling without those (e.g. after removing package-lock.json and node_modules) fetches it.'
@@ -120,6 +135,7 @@ function napiBuild(cli) {
   const napiArgs = [cli, 'build', '--platform', '--js', 'binding.js', '--dts', 'binding.d.ts'];
   if (!debug) napiArgs.push('--release');
   if (outputDir) napiArgs.push('--output-dir', path.resolve(outputDir));
+  if (target) napiArgs.push('--target', target);
   log(`building the native addon with the napi CLI (${debug ? 'debug' : 'release'})${outputDir ? ` into ${outputDir}` : ''}...`);
   const r = spawnSync(process.execPath, napiArgs, { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) fail(`napi build failed (${r.status === null ? r.signal : `exit ${r.status}`})`);
@@ -179,7 +195,7 @@ if (cli) {
   requireCargo(why);
   napiBuild(cli);
 } else if (fs.existsSync(path.join(root, 'binding.js'))) {
-  if (outputDir) fail('--output-dir needs the napi CLI (npm install in the repository installs it)');
+  if (outputDir || target) fail('--output-dir and --target need the napi CLI (npm install in the repository installs it)');
   requireCargo(why);
   cargoBuild();
 } else {

@@ -1,9 +1,9 @@
 // `npm run test:package` (also a step of `npm test`): proves, end to end on this machine, what a
 // Node app gets when it installs the package the way npm users do.
 //
-//   1. builds the release addon and the generated loader into target/npm-stage/out
-//      (scripts/build.js --output-dir: napi build), never touching the repository's own
-//      binding.js or debug addon;
+//   1. builds the release addon and the generated loader into a temporary dir
+//      (scripts/build.js --output-dir: napi build, sharing the repository's cargo target/), never
+//      touching the repository's own binding.js or debug addon;
 //   2. stages the main package (the files `npm pack` picks from package.json `files`) and the
 //      napi platform dirs (npm/), places the binary with `napi artifacts`, and `npm pack`s the
 //      main package and redis-clustr-native-linux-x64-gnu; checks what each tarball holds and
@@ -35,7 +35,6 @@ const path = require('path');
 const { startCluster } = require('./cluster');
 
 const root = path.join(__dirname, '..');
-const stage = path.join(root, 'target', 'npm-stage');
 const pkg = require('../package.json');
 const PLATFORM = 'linux-x64-gnu';
 const TRIPLE = 'x86_64-unknown-linux-gnu';
@@ -110,7 +109,7 @@ const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
 
 // npm pack --json for a directory; returns { file, size, unpackedSize, entryCount, files[] }.
 async function npmPack(dir, dest) {
-  const r = must(await run('npm', ['pack', dir, '--pack-destination', dest, '--json', '--ignore-scripts'], { cwd: stage, env: cleanEnv({ cargo: true }) }), `npm pack ${dir}`);
+  const r = must(await run('npm', ['pack', dir, '--pack-destination', dest, '--json', '--ignore-scripts'], { cwd: dest, env: cleanEnv({ cargo: true }) }), `npm pack ${dir}`);
   const info = JSON.parse(r.out.slice(r.out.indexOf('['), r.out.lastIndexOf(']') + 1))[0];
   return {
     file: path.join(dest, info.filename),
@@ -168,7 +167,9 @@ console.log('esm and cjs give the same class');
 // ---------------------------------------------------------------------------------------------
 
 test(`packaging: ${pkg.name} as npm users install it`, { skip }, async (t) => {
+  // Everything this run writes lives here (so concurrent runs cannot trip over each other).
   const tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), `${pkg.name}-package-test-`)));
+  const stage = path.join(tmp, 'stage');
   const timings = [];
   const time = (what, ms) => timings.push(`${what}: ${secs(ms)}`);
   let packs = null;
@@ -198,9 +199,8 @@ test(`packaging: ${pkg.name} as npm users install it`, { skip }, async (t) => {
   }
 
   try {
-    await t.test('release build into target/npm-stage/out (scripts/build.js --output-dir, napi build)', async () => {
-      fs.rmSync(stage, { recursive: true, force: true });
-      fs.mkdirSync(stage, { recursive: true });
+    await t.test('release build into a staging dir (scripts/build.js --output-dir, napi build)', async () => {
+      fs.mkdirSync(stage);
       const r = must(await run(process.execPath, [path.join(__dirname, 'build.js'), '--output-dir', path.join(stage, 'out')], { cwd: root, env: cleanEnv({ cargo: true }), timeoutMs: 8 * 60 * 1000 }), 'the release build');
       time('release build (napi build --release, warm target/)', r.ms);
       for (const f of [BINARY, 'binding.js']) assert(fs.existsSync(path.join(stage, 'out', f)), `napi build wrote no ${f}`);

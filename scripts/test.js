@@ -69,6 +69,16 @@ async function main() {
   } finally {
     await cluster.stop();
   }
+
+  // --- Packaging (issue 8) ---------------------------------------------------------------------
+  // What npm users install: packs the package and its linux-x64-gnu platform package, installs
+  // them into temporary apps (prebuilt without cargo; source build with cargo) and runs the
+  // README's usage example there. Starts and stops its own local cluster; ~70 s, most of it
+  // the cold source build.
+  console.log('# packaging: scripts/package-test.js');
+  const packaging = await run(process.execPath, [path.join(__dirname, 'package-test.js')]);
+  if (packaging !== 0) failures.push(`package test (${packaging})`);
+
   if (failures.length) {
     console.error(`\nFAILED: ${failures.join(', ')}`);
     process.exitCode = 1;
