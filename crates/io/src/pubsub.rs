@@ -8,7 +8,7 @@
 //! matched to what was sent (`sent`, in order) only to tell our own SUNSUBSCRIBE from the one a
 //! node sends when a shard channel's slot moves away, and to attribute an error reply.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +18,7 @@ use clustr_engine::route::random_master;
 use clustr_engine::slot::slot;
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::Reply;
+use indexmap::IndexMap;
 use tokio::sync::mpsc;
 
 use crate::conn;
@@ -125,8 +126,9 @@ struct Restore {
 
 #[derive(Default)]
 pub(crate) struct PubSub {
-    /// name → deliver as Buffers, per family (channels, patterns, shard channels).
-    sets: [BTreeMap<Bytes, bool>; 3],
+    /// name → deliver as Buffers, per family (channels, patterns, shard channels), in the order
+    /// they were subscribed: a rebuilt connection subscribes them in that order again.
+    sets: [IndexMap<Bytes, bool>; 3],
     classic: Option<(NodeAddr, SubConn)>,
     shards: HashMap<NodeAddr, SubConn>,
     /// Shard channel → the node it is subscribed on (or being subscribed on).
@@ -211,7 +213,7 @@ impl Driver {
             }
         } else {
             for n in &names {
-                self.ps.sets[fam].remove(n);
+                self.ps.sets[fam].shift_remove(n);
             }
         }
         if names.is_empty() {
@@ -278,9 +280,14 @@ impl Driver {
             return;
         };
         let Some(w) = c.writer.as_ref() else { return };
-        let mut by_slot: BTreeMap<u16, Vec<Bytes>> = BTreeMap::new();
+        // Grouped by slot, groups in the order of their first name: the caller's order.
+        let mut by_slot: Vec<(u16, Vec<Bytes>)> = Vec::new();
         for n in names {
-            by_slot.entry(slot(&n)).or_default().push(n);
+            let s = slot(&n);
+            match by_slot.iter_mut().find(|g| g.0 == s) {
+                Some(g) => g.1.push(n),
+                None => by_slot.push((s, vec![n])),
+            }
         }
         for (_, group) in by_slot {
             let _ = w.send(command(kind, &group));
@@ -384,12 +391,10 @@ impl Driver {
         };
         c.writer = Some(writer);
         if shard {
-            let names: Vec<Bytes> = self
-                .ps
-                .home
-                .iter()
-                .filter(|(n, h)| **h == addr && self.ps.sets[2].contains_key(*n))
-                .map(|(n, _)| n.clone())
+            let names: Vec<Bytes> = self.ps.sets[2]
+                .keys()
+                .filter(|n| self.ps.home.get(*n) == Some(&addr))
+                .cloned()
                 .collect();
             self.ps_restore_shard(&addr, names.clone());
             self.ps_send_shard(&addr, PsKind::SSubscribe, names);
@@ -615,7 +620,7 @@ impl Driver {
         let fam = kind.family();
         for n in &names {
             if kind.adds() {
-                self.ps.sets[fam].remove(n);
+                self.ps.sets[fam].shift_remove(n);
                 self.ps.home.remove(n);
             }
         }
