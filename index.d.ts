@@ -34,6 +34,23 @@ declare namespace RedisClustr {
     return_buffers?: boolean;
     detect_buffers?: boolean;
     connect_timeout?: number;
+    /** TLS for every connection (Node's option names); `true` = verify against Mozilla's roots. */
+    tls?: boolean | TlsOptions;
+  }
+
+  type Pem = string | Buffer | Array<string | Buffer>;
+
+  interface TlsOptions {
+    /** Trusted CAs; replaces the default roots when given. */
+    ca?: Pem;
+    /** Client certificate chain (servers with `tls-auth-clients yes`). */
+    cert?: Pem;
+    /** Unencrypted PEM private key of `cert`. */
+    key?: Pem;
+    /** Name to verify and send as SNI instead of each node's host. */
+    servername?: string;
+    /** false accepts any certificate (testing only; warns once). Default true. */
+    rejectUnauthorized?: boolean;
   }
 
   interface Config {

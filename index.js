@@ -23,8 +23,72 @@ function redactedConfig(config) {
   if (config.redisOptions) {
     copy.redisOptions = Object.assign({}, config.redisOptions);
     for (const k of ['password', 'auth_pass']) if (k in copy.redisOptions) copy.redisOptions[k] = '[redacted]';
+    const tls = copy.redisOptions.tls;
+    if (tls && typeof tls === 'object') {
+      // A private key is as secret as a password.
+      copy.redisOptions.tls = Object.assign({}, tls);
+      for (const k of ['key', 'passphrase', 'pfx']) if (k in tls) copy.redisOptions.tls[k] = '[redacted]';
+    }
   }
   return copy;
+}
+
+// napi reports the native side's option checks (e.g. a TLS PEM that does not parse) with code
+// 'InvalidArg'; callers get SPEC §3's INVALID_ARG like for the checks made here.
+function createNative(options, wake) {
+  try {
+    return new NativeCluster(options, wake);
+  } catch (e) {
+    if (e && e.code === 'InvalidArg') throw clientError('INVALID_ARG', e.message);
+    throw e;
+  }
+}
+
+let insecureTlsWarned = false;
+
+// Node's `tls` options → what the native side takes: PEM as one Buffer per option (Node accepts a
+// string, a Buffer or an array of them), the name to verify, and whether to verify at all.
+function tlsOptions(tls) {
+  if (tls === undefined || tls === null || tls === false) return undefined;
+  if (tls === true) tls = {};
+  if (typeof tls !== 'object') throw clientError('INVALID_ARG', 'redisOptions.tls must be an object of Node TLS options');
+  for (const k of ['pfx', 'passphrase']) {
+    if (tls[k] !== undefined && tls[k] !== null) {
+      throw clientError('INVALID_ARG', `redisOptions.tls.${k} is not supported: give a PEM cert and an unencrypted PEM key`);
+    }
+  }
+  const pem = (v, name) => {
+    if (v === undefined || v === null) return undefined;
+    const list = Array.isArray(v) ? v : [v];
+    const parts = [];
+    for (const item of list) {
+      if (typeof item !== 'string' && !Buffer.isBuffer(item)) {
+        // Names the option, never shows its value (it may be a key).
+        throw clientError('INVALID_ARG', `redisOptions.tls.${name} must be a PEM string, a Buffer or an array of them`);
+      }
+      parts.push(Buffer.from(item), Buffer.from('\n'));
+    }
+    return Buffer.concat(parts);
+  };
+  if (tls.servername !== undefined && tls.servername !== null && typeof tls.servername !== 'string') {
+    throw clientError('INVALID_ARG', 'redisOptions.tls.servername must be a string');
+  }
+  const rejectUnauthorized = tls.rejectUnauthorized !== false;
+  if (!rejectUnauthorized && !insecureTlsWarned) {
+    insecureTlsWarned = true;
+    process.emitWarning(
+      'redis-clustr-native: redisOptions.tls.rejectUnauthorized is false, so server certificates are not verified ' +
+        '(anyone on the network path can impersonate the cluster)',
+      { code: 'REDIS_CLUSTR_NATIVE_INSECURE_TLS' }
+    );
+  }
+  return {
+    ca: pem(tls.ca, 'ca'),
+    cert: pem(tls.cert, 'cert'),
+    key: pem(tls.key, 'key'),
+    servername: tls.servername || undefined,
+    rejectUnauthorized,
+  };
 }
 
 function nativeOptions(config) {
@@ -38,10 +102,9 @@ function nativeOptions(config) {
     if (typeof v !== 'number' || !(v >= 0)) throw clientError('INVALID_ARG', `${name} must be a non-negative number`);
     return v;
   };
-  // Options this version cannot honour yet are refused rather than ignored: TLS ignored would
-  // send the password in clear text, a prefix ignored would read and write the wrong keys.
+  // Options this version cannot honour yet are refused rather than ignored: a prefix ignored
+  // would read and write the wrong keys.
   for (const [name, present] of [
-    ['redisOptions.tls', ro.tls !== undefined && ro.tls !== null && ro.tls !== false],
     ['redisOptions.prefix', ro.prefix !== undefined && ro.prefix !== null && ro.prefix !== ''],
     ['natMap', config.natMap !== undefined && config.natMap !== null],
     ['maxInFlight', config.maxInFlight !== undefined],
@@ -70,6 +133,7 @@ function nativeOptions(config) {
     maxRedirections: num(config.maxRedirections, 'maxRedirections'),
     retryBudget: num(config.retryBudget, 'retryBudget'),
     commandTimeout: num(config.commandTimeout, 'commandTimeout'),
+    tls: tlsOptions(ro.tls),
   };
 }
 
@@ -159,7 +223,7 @@ class RedisClustr extends EventEmitter {
       _ended: { value: false, writable: true },
     });
     Object.defineProperty(this, '_native', {
-      value: new NativeCluster(options, () => this._wake()),
+      value: createNative(options, () => this._wake()),
     });
   }
 

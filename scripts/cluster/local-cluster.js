@@ -47,7 +47,8 @@ class LocalCluster {
       // Not in RELIABILITY.md's list: the 7.0 default (5 s) delays every replica's first sync by
       // 5 s, which more than triples the start time. Overridable via extraArgs.
       '--repl-diskless-sync-delay', '0',
-      ...this._extraArgs.map(String),
+      // A function gives per-node arguments (e.g. a TLS port derived from `port`).
+      ...(typeof this._extraArgs === 'function' ? this._extraArgs(port) : this._extraArgs).map(String),
     ];
   }
 

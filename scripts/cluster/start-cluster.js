@@ -54,7 +54,9 @@ async function pickBasePort(count) {
  * @param {number} [opts.replicas=1] replicas per master
  * @param {string} [opts.dir] root dir for node dirs/logs (default: a fresh mkdtemp under os.tmpdir())
  * @param {number} [opts.nodeTimeout=2000] cluster-node-timeout in ms
- * @param {string[]} [opts.extraArgs=[]] extra redis-server arguments (e.g. ['--appendonly', 'yes'])
+ * @param {string[]|function(number): string[]} [opts.extraArgs=[]] extra redis-server arguments
+ *   (e.g. ['--appendonly', 'yes']), or a function of the node's port returning them (per-node
+ *   values such as `--tls-port`)
  * @param {boolean} [opts.detached=false] CLI use: detach + unref the servers so they outlive us
  * @returns {Promise<LocalCluster>} see LocalCluster: nodes, seeds, dir, command(), masters(),
  *   waitHealthy(), killNode(), restartNode(), stop()

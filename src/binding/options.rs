@@ -4,13 +4,41 @@
 use clustr_engine::request::RetryPolicy;
 use clustr_engine::route::ReplicaPolicy;
 use clustr_engine::topology::NodeAddr;
-use clustr_io::Config;
+use clustr_io::{Config, TlsConfig};
+use napi::bindgen_prelude::Buffer;
 use napi_derive::napi;
 
 #[napi(object)]
 pub struct Seed {
     pub host: String,
     pub port: u32,
+}
+
+/// Node's `tls` options; the shim turns strings and arrays of PEM into one Buffer each.
+#[napi(object)]
+pub struct TlsOptions {
+    pub ca: Option<Buffer>,
+    pub cert: Option<Buffer>,
+    pub key: Option<Buffer>,
+    pub servername: Option<String>,
+    pub reject_unauthorized: Option<bool>,
+}
+
+impl TlsOptions {
+    fn into_config(self) -> napi::Result<TlsConfig> {
+        let pem = |b: Option<Buffer>| b.map(|b| b.to_vec());
+        let cfg = TlsConfig {
+            ca_pem: pem(self.ca),
+            cert_pem: pem(self.cert),
+            key_pem: pem(self.key),
+            servername: self.servername.filter(|s| !s.is_empty()),
+            reject_unauthorized: self.reject_unauthorized.unwrap_or(true),
+        };
+        // Here rather than on the first connection: a bad PEM is the caller's mistake, reported
+        // once as INVALID_ARG by the constructor.
+        cfg.check().map_err(|e| invalid(&e))?;
+        Ok(cfg)
+    }
 }
 
 /// The options the shim has already normalised from redis-clustr's config.
@@ -28,6 +56,7 @@ pub struct Options {
     pub max_redirections: Option<u32>,
     pub retry_budget: Option<f64>,
     pub command_timeout: Option<f64>,
+    pub tls: Option<TlsOptions>,
 }
 
 fn invalid(msg: &str) -> napi::Error {
@@ -51,6 +80,7 @@ impl Options {
             Some(s) => ReplicaPolicy::parse(s)
                 .ok_or_else(|| invalid("slaves must be 'never', 'share' or 'always'"))?,
         };
+        let tls = self.tls.map(TlsOptions::into_config).transpose()?;
         let defaults = RetryPolicy::default();
         let ms = |v: Option<f64>| v.filter(|v| v.is_finite() && *v >= 0.0).map(|v| v as u64);
         Ok(Config {
@@ -70,6 +100,7 @@ impl Options {
             queue_shift: self.queue_shift.unwrap_or(true),
             wait_ms: ms(self.wait),
             command_timeout_ms: ms(self.command_timeout).filter(|&t| t > 0),
+            tls,
         })
     }
 }

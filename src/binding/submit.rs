@@ -7,6 +7,7 @@
 
 use bytes::BytesMut;
 use clustr_engine::command::CommandSpec;
+use clustr_engine::fanout::{self, Aggregate};
 use clustr_engine::keys::{self, Route};
 use clustr_engine::request::Target;
 use clustr_engine::resp::encode_command;
@@ -125,6 +126,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             Some(n) => Ok(Prepared {
                 target: Target::Node(parse_addr(n)?),
                 cross_slot: false,
+                fanout: None,
                 ..p
             }),
             None => Ok(p),
@@ -161,6 +163,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
                     flags,
                     target: Target::Slot(part.slot),
                     readonly: p.readonly,
+                    fanout: None,
                     bytes: out.split().freeze(),
                 });
             }
@@ -172,6 +175,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             flags,
             target: p.target,
             readonly: p.readonly,
+            fanout: p.fanout,
             bytes: out.split().freeze(),
         });
     }
@@ -218,6 +222,7 @@ struct Prepared {
     target: Target,
     readonly: bool,
     cross_slot: bool,
+    fanout: Option<Aggregate>,
 }
 
 fn prepare(args: &[&[u8]]) -> Result<Prepared, Error> {
@@ -266,6 +271,9 @@ fn prepare(args: &[&[u8]]) -> Result<Prepared, Error> {
         target,
         readonly,
         cross_slot: route == Route::CrossSlot,
+        fanout: spec
+            .filter(|_| route == Route::NoKeys)
+            .and_then(fanout::aggregate),
     })
 }
 

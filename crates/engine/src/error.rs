@@ -16,6 +16,9 @@ pub enum ErrorKind {
     ConnectionRefused,
     /// The node refused the handshake (AUTH with wrong credentials, ACL denies READONLY).
     HandshakeFailed,
+    /// TLS failed: the certificate did not verify, the server wants a client certificate, or the
+    /// peer does not speak TLS. Not ECONNREFUSED: retrying will not help until the setup changes.
+    Tls,
     /// The connection dropped after a write was sent: it may or may not have been applied.
     ConnectionLost,
     NotACluster,
@@ -35,6 +38,7 @@ impl ErrorKind {
             ErrorKind::MaxRedirections => "MAX_REDIRECTIONS",
             ErrorKind::ConnectionRefused => "ECONNREFUSED",
             ErrorKind::HandshakeFailed => "HANDSHAKE_FAILED",
+            ErrorKind::Tls => "TLS",
             ErrorKind::ConnectionLost => "CONNECTION_LOST",
             ErrorKind::NotACluster => "NOT_A_CLUSTER",
             ErrorKind::NoSlotMap => "NO_SLOT_MAP",

@@ -6,6 +6,7 @@
 pub mod command;
 mod command_table;
 pub mod error;
+pub mod fanout;
 pub mod keys;
 pub mod redirect;
 pub mod request;

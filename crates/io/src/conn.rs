@@ -3,6 +3,9 @@
 //! in each read and hands them to the driver in one message. Replies are matched to requests by the
 //! driver (FIFO), never here. Any framing error closes the connection: after one, nobody knows
 //! which reply belongs to which request.
+//!
+//! With TLS configured every connection is wrapped in TLS right after the TCP connect, before a
+//! single byte of the handshake (which carries the password) is written.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,12 +14,17 @@ use bytes::{Bytes, BytesMut};
 use clustr_engine::resp::{encode_command, Decoder, Limits};
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::{ErrorKind, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::tls::{is_tls_error, Tls};
 use crate::Msg;
+
+/// The two halves of a plain or TLS stream. Boxed so one reader and one writer loop serve both;
+/// a plain socket keeps tokio's lock-free owned halves, only TLS pays for `tokio::io::split`.
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// What a connection task reports to the driver. `gen` tells stale connections apart.
 pub(crate) enum ConnEvent {
@@ -50,6 +58,8 @@ pub(crate) struct Handshake {
     pub password: Option<String>,
     pub readonly: bool,
     pub connect_timeout: Duration,
+    /// Set when the caller configured TLS: then every connection uses it.
+    pub tls: Option<Tls>,
 }
 
 /// Starts a connection task; returns its handle so quit can stop it.
@@ -87,10 +97,7 @@ pub(crate) fn spawn(
     })
 }
 
-async fn open(
-    addr: &NodeAddr,
-    hs: &Handshake,
-) -> Result<(Reader, tokio::net::tcp::OwnedWriteHalf), (ErrorKind, String)> {
+async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (ErrorKind, String)> {
     let refused = |e: String| (ErrorKind::ConnectionRefused, e);
     let target = (addr.host.as_str(), addr.port);
     let stream = match tokio::time::timeout(hs.connect_timeout, TcpStream::connect(target)).await {
@@ -110,7 +117,30 @@ async fn open(
         .with_time(Duration::from_secs(15))
         .with_interval(Duration::from_secs(5));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    let (rd, mut wr) = stream.into_split();
+    let (rd, mut wr): (ReadHalf, WriteHalf) = match &hs.tls {
+        None => {
+            let (rd, wr) = stream.into_split();
+            (Box::new(rd), Box::new(wr))
+        }
+        Some(tls) => {
+            let tls_error = |e: String| {
+                (
+                    ErrorKind::Tls,
+                    format!("TLS handshake with {addr} failed: {e}"),
+                )
+            };
+            let stream =
+                match tokio::time::timeout(hs.connect_timeout, tls.connect(stream, &addr.host))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return Err(tls_error(e)),
+                    Err(_) => return Err(tls_error("timed out".into())),
+                };
+            let (rd, wr) = tokio::io::split(stream);
+            (Box::new(rd), Box::new(wr))
+        }
+    };
     let mut reader = Reader {
         rd,
         buf: BytesMut::with_capacity(64 * 1024),
@@ -135,12 +165,14 @@ async fn open(
     expected += 1;
     {
         let io = async {
-            wr.write_all(&hello).await.map_err(|e| e.to_string())?;
+            wr.write_all(&hello).await?;
+            wr.flush().await?;
             for _ in 0..expected {
                 match reader.next().await? {
                     Reply::Error(e) => {
                         // The server's words, which never contain the password we sent.
-                        return Err(String::from_utf8_lossy(&e[..e.len().min(512)]).into_owned());
+                        let text = String::from_utf8_lossy(&e[..e.len().min(512)]).into_owned();
+                        return Err(std::io::Error::other(text));
                     }
                     _ => continue,
                 }
@@ -149,6 +181,15 @@ async fn open(
         };
         match tokio::time::timeout(hs.connect_timeout, io).await {
             Ok(Ok(())) => {}
+            // With TLS 1.3 the server judges the client certificate after the client considers
+            // the TLS handshake done, so a missing or rejected certificate shows up here, as
+            // an alert on the first read.
+            Ok(Err(e)) if is_tls_error(&e) => {
+                return Err((
+                    ErrorKind::Tls,
+                    format!("TLS session with {addr} failed: {e}"),
+                ))
+            }
             Ok(Err(e)) => {
                 return Err((
                     ErrorKind::HandshakeFailed,
@@ -167,19 +208,19 @@ async fn open(
 }
 
 struct Reader {
-    rd: OwnedReadHalf,
+    rd: ReadHalf,
     buf: BytesMut,
     decoder: Decoder,
 }
 
 impl Reader {
     /// Reads one reply (used during the handshake only).
-    async fn next(&mut self) -> Result<Reply, String> {
+    async fn next(&mut self) -> std::io::Result<Reply> {
         loop {
             if let Some(r) = self
                 .decoder
                 .decode(&mut self.buf)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?
             {
                 return Ok(r);
             }
@@ -187,14 +228,17 @@ impl Reader {
         }
     }
 
-    async fn fill(&mut self) -> Result<(), String> {
+    async fn fill(&mut self) -> std::io::Result<()> {
         if self.buf.capacity() - self.buf.len() < 16 * 1024 {
             self.buf.reserve(64 * 1024);
         }
         match self.rd.read_buf(&mut self.buf).await {
-            Ok(0) => Err("connection closed by the server".into()),
+            Ok(0) => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "connection closed by the server",
+            )),
             Ok(_) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         }
     }
 }
@@ -235,20 +279,26 @@ async fn read_loop(
             }
         }
         if let Err(e) = reader.fill().await {
-            return e;
+            return e.to_string();
         }
     }
 }
 
 async fn write_loop(
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: WriteHalf,
     mut rx: mpsc::UnboundedReceiver<Bytes>,
     tx: mpsc::UnboundedSender<Msg>,
     addr: NodeAddr,
     gen: u64,
 ) {
     while let Some(chunk) = rx.recv().await {
-        if let Err(e) = wr.write_all(&chunk).await {
+        // flush: TLS may keep encrypted bytes buffered when the socket was full (a no-op for a
+        // plain socket); without it they would wait for the next chunk.
+        let written = async {
+            wr.write_all(&chunk).await?;
+            wr.flush().await
+        };
+        if let Err(e) = written.await {
             // Report it: the read side of a half-open socket may never fail on its own, and the
             // requests on this connection would wait forever.
             let error = format!("write to {addr} failed: {e}");

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clustr_engine::request::{Action, Outcome, Request};
+use clustr_engine::fanout::{Aggregate, Gather};
+use clustr_engine::request::{Action, Outcome, Request, Target};
 use clustr_engine::topology::{NodeAddr, SlotMap};
 use clustr_engine::{Error, ErrorKind, Reply};
 use tokio::sync::mpsc;
@@ -21,6 +22,12 @@ use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats};
 
 pub(crate) enum Kind {
     Client(u32, u8),
+    /// A caller's command for every master, not yet sent (no map yet).
+    Fanout(u32, u8, Aggregate),
+    /// A fanned-out command whose parts are in flight.
+    Gathering(u32, u8, Gather),
+    /// One master's part of a fanned-out command: (parent, index among the masters).
+    Part(Ticket, usize),
     Topology(Query),
 }
 
@@ -71,6 +78,7 @@ pub(crate) async fn run(
         password: cfg.password.clone(),
         readonly: cfg.retry.replicas != clustr_engine::route::ReplicaPolicy::Never,
         connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
+        tls: cfg.tls.as_ref().map(crate::tls::Tls::new),
     };
     let periodic = Duration::from_millis(cfg.slot_interval_ms.unwrap_or(10_000).max(100));
     let mut d = Driver {
@@ -179,7 +187,11 @@ impl Driver {
             }
             self.clients += 1;
             let req = Request::new(c.target, c.readonly, now);
-            let key = self.insert(Kind::Client(c.id, c.flags), req, c.bytes);
+            let kind = match c.fanout {
+                Some(agg) => Kind::Fanout(c.id, c.flags, agg),
+                None => Kind::Client(c.id, c.flags),
+            };
+            let key = self.insert(kind, req, c.bytes);
             if let Some(ms) = self.cfg.command_timeout_ms {
                 self.deadlines
                     .push_back((now + ms, (key, self.gen_of(key))));
@@ -232,6 +244,28 @@ impl Driver {
         let Some(e) = self.entries[key].as_mut() else {
             return;
         };
+        if let Kind::Fanout(id, flags, agg) = e.kind {
+            return match self.map.clone() {
+                Some(map) => {
+                    let masters: Vec<NodeAddr> = map
+                        .shards()
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, _)| map.slot_count(*i) > 0)
+                        .map(|(_, s)| s.master.clone())
+                        .collect();
+                    e.kind = Kind::Gathering(id, flags, Gather::new(agg, masters.len()));
+                    let (parent, readonly, bytes) = ((key, e.gen), e.req.readonly, e.bytes.clone());
+                    let now = self.now_ms();
+                    for (i, m) in masters.into_iter().enumerate() {
+                        let req = Request::new(Target::Node(m), readonly, now);
+                        let part = self.insert(Kind::Part(parent, i), req, bytes.clone());
+                        self.dispatch(part);
+                    }
+                }
+                None => self.await_map(key),
+            };
+        }
         let map = self.map.as_deref();
         match e.req.next_action(map, &self.cfg.retry, rand) {
             Action::Send { node, asking } => self.nodes.send(&node, (key, e.gen), asking, &e.bytes),
@@ -285,12 +319,37 @@ impl Driver {
     /// Completes entry `key` with `result` (client entries only reach the caller).
     pub fn complete(&mut self, key: usize, result: Result<Reply, Error>) {
         let Some(e) = self.take(key) else { return };
-        if let Kind::Client(id, flags) = e.kind {
-            self.done.push(Completion { id, flags, result });
-            self.clients -= 1;
-            if self.closing && self.clients == 0 {
-                self.shutdown();
+        match e.kind {
+            Kind::Client(id, flags)
+            | Kind::Fanout(id, flags, _)
+            | Kind::Gathering(id, flags, _) => {
+                self.done.push(Completion { id, flags, result });
+                self.clients -= 1;
+                if self.closing && self.clients == 0 {
+                    self.shutdown();
+                }
             }
+            Kind::Part(parent, index) => {
+                let Some(Some(p)) = self.entries.get_mut(parent.0) else {
+                    return;
+                };
+                let Kind::Gathering(_, _, gather) = &mut p.kind else {
+                    return;
+                };
+                if p.gen != parent.1 {
+                    return;
+                }
+                // A client-side failure of one master (say, its connection dropped after a
+                // FLUSHALL was sent) is the answer: the whole command did not surely succeed.
+                let merged = match result {
+                    Ok(reply) => gather.add(index, reply).map(Ok),
+                    Err(err) => Some(Err(err)),
+                };
+                if let Some(r) = merged {
+                    self.complete(parent.0, r);
+                }
+            }
+            Kind::Topology(_) => {}
         }
     }
 

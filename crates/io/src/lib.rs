@@ -14,6 +14,7 @@ mod pubsub;
 mod refresh;
 mod sink;
 mod timers;
+mod tls;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -26,9 +27,11 @@ use tokio::sync::mpsc;
 
 pub use pubsub::{PsKind, PubSubOp};
 pub use sink::{Completion, Event, Sink};
+pub use tls::TlsConfig;
 
 /// Everything the io layer needs to know about the cluster and the caller's options.
-#[derive(Clone, Debug)]
+/// `Debug` is written by hand below: it must never print the password or the TLS key.
+#[derive(Clone)]
 pub struct Config {
     pub seeds: Vec<NodeAddr>,
     pub username: Option<String>,
@@ -45,6 +48,27 @@ pub struct Config {
     pub wait_ms: Option<u64>,
     /// One deadline per command over queueing, redirections and retries (TIMEOUT after it).
     pub command_timeout_ms: Option<u64>,
+    /// TLS for every connection (seeds, discovered nodes, subscribers); None is plaintext. Also
+    /// makes topology use the nodes' announced TLS ports.
+    pub tls: Option<TlsConfig>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("seeds", &self.seeds)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("retry", &self.retry)
+            .field("slot_interval_ms", &self.slot_interval_ms)
+            .field("max_queue_length", &self.max_queue_length)
+            .field("queue_shift", &self.queue_shift)
+            .field("wait_ms", &self.wait_ms)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -60,6 +84,7 @@ impl Default for Config {
             queue_shift: true,
             wait_ms: None,
             command_timeout_ms: None,
+            tls: None,
         }
     }
 }
@@ -73,6 +98,8 @@ pub struct Command {
     pub flags: u8,
     pub target: Target,
     pub readonly: bool,
+    /// Sent to every master and combined this way (keys, dbsize, flushall, ...).
+    pub fanout: Option<clustr_engine::fanout::Aggregate>,
     pub bytes: Bytes,
 }
 

@@ -177,7 +177,8 @@ impl Driver {
             return self.try_next_candidate();
         }
         let parsed = match q {
-            Query::Shards => topology::from_cluster_shards(&reply, from, false),
+            // Redis 7.0 lists both `port` and `tls-port` here, whatever the connection.
+            Query::Shards => topology::from_cluster_shards(&reply, from, self.cfg.tls.is_some()),
             Query::Slots => topology::from_cluster_slots(&reply, from),
         };
         match parsed {

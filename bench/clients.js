@@ -1,0 +1,225 @@
+// One adapter per client under test. Every adapter has the same promise-based shape, and each
+// uses the client the way its own documentation tells users to:
+//
+//   connect(seeds)        -> resolves once the client can serve every slot
+//   get(key)              -> value | null
+//   set(key, value)       -> 'OK'
+//   batch(cmds)           -> replies in order; cmds = [['get', k] | ['set', k, v] | ['exists', k]]
+//   mget(keys)            -> values in key order (keys spread over many slots)
+//   close()
+//
+// `notes` says how batch and mget are done when the client has no cross-slot form of them; the
+// report prints these as footnotes.
+'use strict';
+
+const path = require('path');
+const calculateSlot = require('cluster-key-slot');
+
+const ROOT = path.join(__dirname, '..');
+
+// Groups indexes of `keys` by hash slot: Map(slot -> [index, ...]).
+function bySlot(keys) {
+  const groups = new Map();
+  for (let i = 0; i < keys.length; i++) {
+    const slot = calculateSlot(keys[i]);
+    let g = groups.get(slot);
+    if (!g) groups.set(slot, (g = []));
+    g.push(i);
+  }
+  return groups;
+}
+
+// MGET per slot, in parallel, reassembled in the caller's key order. This is what ioredis and
+// node-redis users have to do: both reject a cross-slot MGET with CROSSSLOT.
+async function mgetBySlot(keys, mgetOne) {
+  const out = new Array(keys.length);
+  const jobs = [];
+  for (const idx of bySlot(keys).values()) {
+    jobs.push(
+      mgetOne(idx.map((i) => keys[i])).then((vals) => {
+        for (let j = 0; j < idx.length; j++) out[idx[j]] = vals[j];
+      })
+    );
+  }
+  await Promise.all(jobs);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const native = {
+  id: 'native',
+  label: 'redis-clustr-native',
+  short: '**ours**',
+  ours: true,
+  notes: {},
+  load() {
+    return require(ROOT);
+  },
+  async connect(seeds) {
+    const RedisClustr = this.load();
+    const c = new RedisClustr({ servers: seeds });
+    c.on('error', (e) => {
+      throw e;
+    });
+    await new Promise((resolve, reject) => c.waitFor('fullReady', (err) => (err ? reject(err) : resolve())));
+    return {
+      get: (k) => c.getAsync(k),
+      set: (k, v) => c.setAsync(k, v),
+      batch: (cmds) => {
+        const b = c.batch();
+        for (const [op, k, v] of cmds) {
+          if (op === 'set') b.set(k, v);
+          else b[op](k);
+        }
+        return b.execAsync();
+      },
+      mget: (keys) => c.mgetAsync(keys),
+      close: () => new Promise((resolve) => c.quit(() => resolve())),
+    };
+  },
+};
+
+const redisClustr = {
+  id: 'redis-clustr',
+  label: 'redis-clustr 1.7.0',
+  short: 'redis-clustr',
+  notes: {},
+  async connect(seeds) {
+    const RedisClustr = require('redis-clustr');
+    const c = new RedisClustr({ servers: seeds });
+    c.on('error', (e) => {
+      throw e;
+    });
+    await new Promise((resolve, reject) => c.waitFor('fullReady', (err) => (err ? reject(err) : resolve())));
+    const p = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ? reject(err) : resolve(v))));
+    return {
+      get: (k) => p((cb) => c.get(k, cb)),
+      set: (k, v) => p((cb) => c.set(k, v, cb)),
+      batch: (cmds) =>
+        p((cb) => {
+          const b = c.batch();
+          for (const [op, k, v] of cmds) {
+            if (op === 'set') b.set(k, v);
+            else b[op](k);
+          }
+          b.exec(cb);
+        }),
+      mget: (keys) => p((cb) => c.mget(keys, cb)),
+      close: () => new Promise((resolve) => c.quit(() => resolve())),
+    };
+  },
+};
+
+function ioredis(autoPipelining) {
+  return {
+    id: autoPipelining ? 'ioredis-ap' : 'ioredis',
+    label: autoPipelining ? 'ioredis (autopipelining)' : 'ioredis',
+    short: autoPipelining ? 'ioredis AP' : 'ioredis',
+    notes: {
+      batch: 'ioredis: a cluster pipeline must stay on one node, so a batch is one `pipeline()` per master (grouped with `cluster.slots`), run in parallel.',
+      mget: 'ioredis: MGET across slots fails with CROSSSLOT; keys are grouped by slot and one MGET per slot is sent in parallel (~100 one-key MGETs for 100 random keys).',
+    },
+    async connect(seeds) {
+      const { Cluster } = require('ioredis');
+      const c = new Cluster(seeds, { enableAutoPipelining: autoPipelining });
+      c.on('error', () => {});
+      await new Promise((resolve, reject) => {
+        c.once('ready', resolve);
+        c.once('end', () => reject(new Error('ioredis cluster ended before ready')));
+      });
+      return {
+        get: (k) => c.get(k),
+        set: (k, v) => c.set(k, v),
+        batch: async (cmds) => {
+          const groups = new Map();
+          for (let i = 0; i < cmds.length; i++) {
+            const node = c.slots[calculateSlot(cmds[i][1])][0];
+            let g = groups.get(node);
+            if (!g) groups.set(node, (g = []));
+            g.push(i);
+          }
+          const out = new Array(cmds.length);
+          await Promise.all(
+            [...groups.values()].map(async (idx) => {
+              const pl = c.pipeline();
+              for (const i of idx) {
+                const [op, k, v] = cmds[i];
+                if (op === 'set') pl.set(k, v);
+                else pl[op](k);
+              }
+              const res = await pl.exec();
+              for (let j = 0; j < idx.length; j++) {
+                if (res[j][0]) throw res[j][0];
+                out[idx[j]] = res[j][1];
+              }
+            })
+          );
+          return out;
+        },
+        mget: (keys) => mgetBySlot(keys, (ks) => c.mget(ks)),
+        close: () => c.quit(),
+      };
+    },
+  };
+}
+
+const nodeRedis = {
+  id: 'node-redis',
+  label: 'node-redis (createCluster)',
+  short: 'node-redis',
+  notes: {
+    batch: "node-redis: a cluster `multi()` is bound to one node, so a batch is sent as parallel commands, which node-redis pipelines automatically within a tick (its documented 'auto-pipelining').",
+    mget: 'node-redis: MGET across slots fails with CROSSSLOT; keys are grouped by slot and one MGET per slot is sent in parallel.',
+  },
+  async connect(seeds) {
+    const { createCluster } = require('redis');
+    const c = createCluster({ rootNodes: seeds.map((s) => ({ url: `redis://${s.host}:${s.port}` })) });
+    c.on('error', () => {});
+    await c.connect();
+    return {
+      get: (k) => c.get(k),
+      set: (k, v) => c.set(k, v),
+      batch: (cmds) =>
+        Promise.all(cmds.map(([op, k, v]) => (op === 'set' ? c.set(k, v) : op === 'get' ? c.get(k) : c.exists(k)))),
+      mget: (keys) => mgetBySlot(keys, (ks) => c.mGet(ks)),
+      close: () => (typeof c.close === 'function' ? c.close() : c.quit()),
+    };
+  },
+};
+
+const glide = {
+  id: 'glide',
+  label: 'Valkey GLIDE',
+  short: 'GLIDE',
+  notes: {
+    all: 'GLIDE: `requestTimeout` raised to 30 s and `inflightRequestsLimit` to 200,000 (defaults 250 ms and 1,000 would fail fan-in and flood); batch is a non-atomic `ClusterBatch` (`exec(batch, false)`).',
+  },
+  async connect(seeds) {
+    const { GlideClusterClient, ClusterBatch } = require('@valkey/valkey-glide');
+    const c = await GlideClusterClient.createClient({
+      addresses: seeds.map((s) => ({ host: s.host, port: s.port })),
+      requestTimeout: 30000,
+      inflightRequestsLimit: 200000,
+    });
+    return {
+      get: (k) => c.get(k),
+      set: (k, v) => c.set(k, v),
+      batch: (cmds) => {
+        const b = new ClusterBatch(false);
+        for (const [op, k, v] of cmds) {
+          if (op === 'set') b.set(k, v);
+          else if (op === 'get') b.get(k);
+          else b.exists([k]);
+        }
+        return c.exec(b, true);
+      },
+      mget: (keys) => c.mget(keys),
+      close: () => c.close(),
+    };
+  },
+};
+
+const CLIENTS = [native, redisClustr, ioredis(false), ioredis(true), nodeRedis, glide];
+
+module.exports = { CLIENTS, byId: (id) => CLIENTS.find((c) => c.id === id) };

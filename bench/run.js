@@ -1,0 +1,336 @@
+#!/usr/bin/env node
+// Side-by-side benchmark: redis-clustr-native against redis-clustr 1.7.0, ioredis (with and
+// without autopipelining), node-redis createCluster and Valkey GLIDE, on a throwaway local
+// 3-master / 3-replica cluster. See bench/README.md for the method.
+//
+//   npm run bench                      (from the package root)
+//   node bench/run.js [--reps 3] [--scale 1] [--clients a,b] [--scenarios a,b] [--addon FILE]
+//
+// Our client always runs the RELEASE addon: a path given with --addon or
+// NAPI_RS_NATIVE_LIBRARY_PATH, else one built with `scripts/build.js --output-dir` into a cache
+// directory keyed by a hash of the Rust sources (so it is rebuilt only when they change). A file
+// with DWARF debug sections (a debug build) is refused.
+'use strict';
+
+const { spawn, spawnSync } = require('child_process');
+const crypto = require('crypto');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const BENCH = __dirname;
+const ROOT = path.join(BENCH, '..');
+const PEER_DEPS = ['ioredis', 'redis', 'redis-clustr', '@valkey/valkey-glide', 'cluster-key-slot'];
+const CHILD_TIMEOUT_MS = 180000;
+
+// ---------------------------------------------------------------------------------------------
+// Arguments
+
+function parseArgs(argv) {
+  const o = { reps: 3, scale: 1, clients: null, scenarios: null, addon: null, write: true };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    if (a === '--reps') o.reps = Number(val());
+    else if (a === '--scale') o.scale = Number(val());
+    else if (a === '--clients') o.clients = val().split(',');
+    else if (a === '--scenarios') o.scenarios = val().split(',');
+    else if (a === '--addon') o.addon = path.resolve(val());
+    else if (a === '--no-write') o.write = false;
+    else if (a === '--quick') {
+      o.reps = 1;
+      o.scale = 0.1;
+      o.write = false;
+    } else if (a === '-h' || a === '--help') {
+      console.log('node bench/run.js [--reps N] [--scale X] [--clients id,..] [--scenarios id,..] [--addon FILE] [--quick] [--no-write]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${a}`);
+  }
+  if (!(o.reps >= 1) || !Number.isInteger(o.reps)) throw new Error('--reps must be a positive integer');
+  if (!(o.scale > 0)) throw new Error('--scale must be positive');
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers (bench/package.json) and our release addon
+
+function ensureDeps() {
+  const missing = PEER_DEPS.filter((d) => !fs.existsSync(path.join(BENCH, 'node_modules', d, 'package.json')));
+  if (missing.length === 0) return;
+  console.log(`bench: installing the peers (${missing.join(', ')} missing): npm --prefix bench install`);
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const r = spawnSync(npm, ['--prefix', BENCH, 'install', '--no-audit', '--no-fund'], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('npm --prefix bench install failed');
+}
+
+function versionOf(dir) {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).version;
+  } catch {
+    return null;
+  }
+}
+
+function sourceHash() {
+  const h = crypto.createHash('sha256');
+  const files = [];
+  const walk = (dir) => {
+    if (!fs.existsSync(dir)) return;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else files.push(p);
+    }
+  };
+  for (const f of ['Cargo.toml', 'Cargo.lock', 'build.rs']) files.push(path.join(ROOT, f));
+  walk(path.join(ROOT, 'src'));
+  for (const c of fs.existsSync(path.join(ROOT, 'crates')) ? fs.readdirSync(path.join(ROOT, 'crates')) : []) {
+    files.push(path.join(ROOT, 'crates', c, 'Cargo.toml'));
+    walk(path.join(ROOT, 'crates', c, 'src'));
+  }
+  for (const f of files.sort()) {
+    if (!fs.existsSync(f)) continue;
+    h.update(path.relative(ROOT, f));
+    h.update(fs.readFileSync(f));
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+function looksLikeDebugBuild(file) {
+  const buf = fs.readFileSync(file);
+  return buf.subarray(0, 4).toString('latin1') === '\x7fELF' && buf.indexOf('.debug_info\0', 0, 'latin1') >= 0;
+}
+
+function ensureAddon(opts) {
+  let file = opts.addon || process.env.NAPI_RS_NATIVE_LIBRARY_PATH || null;
+  let how;
+  if (file) {
+    file = path.resolve(file);
+    how = opts.addon ? '--addon' : 'NAPI_RS_NATIVE_LIBRARY_PATH';
+    if (!fs.existsSync(file)) throw new Error(`${how}: ${file} does not exist`);
+  } else {
+    const hash = sourceHash();
+    const dir = path.join(os.tmpdir(), 'redis-clustr-native-bench', hash);
+    const find = () => (fs.existsSync(dir) ? fs.readdirSync(dir).find((f) => f.endsWith('.node')) : null);
+    if (!find()) {
+      console.log(`bench: building the release addon into ${dir} (sources ${hash}; about a minute)...`);
+      fs.mkdirSync(dir, { recursive: true });
+      const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.js'), '--output-dir', dir], { cwd: ROOT, stdio: 'inherit' });
+      if (r.status !== 0 || !find()) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        throw new Error('the release build failed');
+      }
+    }
+    file = path.join(dir, find());
+    how = `release build of sources ${hash}`;
+  }
+  if (looksLikeDebugBuild(file)) throw new Error(`${file} has DWARF debug sections: a debug build. The benchmark only measures a release build.`);
+  if (!fs.existsSync(path.join(ROOT, 'binding.js'))) {
+    throw new Error('binding.js (the generated loader the shim requires) is missing at the package root: run npm install there first');
+  }
+  return { file, how };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Children
+
+function runChild(args, env) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--expose-gc', path.join(BENCH, 'child.js'), ...args], {
+      cwd: BENCH,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => {
+      err += `\n(timed out after ${CHILD_TIMEOUT_MS / 1000} s: replies missing)`;
+      child.kill('SIGKILL');
+    }, CHILD_TIMEOUT_MS);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      let result = null;
+      if (code === 0) {
+        try {
+          result = JSON.parse(out.trim().split('\n').pop());
+        } catch {
+          err += `\n(unparsable output: ${out.slice(0, 200)})`;
+        }
+      }
+      resolve({ ok: code === 0 && !!result, result, code, signal, stderr: err.trim() });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function preload(seeds, count, key, valueOf) {
+  const { Cluster } = require('ioredis');
+  const c = new Cluster(seeds, { enableAutoPipelining: true });
+  await new Promise((resolve, reject) => {
+    c.once('ready', resolve);
+    c.once('error', reject);
+  });
+  for (let i = 0; i < count; i += 5000) {
+    const jobs = [];
+    for (let j = i; j < Math.min(count, i + 5000); j++) jobs.push(c.set(key(j), valueOf(j)));
+    await Promise.all(jobs);
+  }
+  await c.quit();
+}
+
+function machine() {
+  const cpus = os.cpus();
+  return { cpu: cpus[0] ? cpus[0].model.trim() : 'unknown', cores: cpus.length, memGiB: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}` };
+}
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const loadBefore = os.loadavg();
+  if (loadBefore[0] > 0.5) {
+    console.log(`bench: WARNING: load average is ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before the run; other work on this machine skews every number.`);
+  }
+  ensureDeps();
+  const addon = ensureAddon(opts);
+  const { CLIENTS } = require('./clients');
+  const { SCENARIOS, scaled, key, valueOf, KEYSPACE } = require('./workloads');
+  const { startCluster } = require(path.join(ROOT, 'scripts', 'cluster.js'));
+  const report = require('./report');
+
+  let clients = opts.clients ? CLIENTS.filter((c) => opts.clients.includes(c.id)) : CLIENTS.slice();
+  const scenarios = (opts.scenarios ? SCENARIOS.filter((s) => opts.scenarios.includes(s.id)) : SCENARIOS).map((s) => scaled(s, opts.scale));
+  if (clients.length === 0 || scenarios.length === 0) throw new Error('no client or no scenario selected');
+
+  const versions = {
+    'redis-clustr-native': `${versionOf(ROOT)} (${addon.how})`,
+    'redis-clustr': `${versionOf(path.join(BENCH, 'node_modules', 'redis-clustr'))} (on redis ${versionOf(path.join(BENCH, 'node_modules', 'redis-clustr', 'node_modules', 'redis')) || '?'})`,
+    ioredis: versionOf(path.join(BENCH, 'node_modules', 'ioredis')),
+    redis: versionOf(path.join(BENCH, 'node_modules', 'redis')),
+    '@valkey/valkey-glide': versionOf(path.join(BENCH, 'node_modules', '@valkey', 'valkey-glide')),
+  };
+  console.log(`bench: our addon: ${addon.file} (${addon.how})`);
+  console.log(`bench: peers: ${Object.entries(versions).slice(1).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`bench: Node ${process.version}, ${machine().cores} cores (${machine().cpu})`);
+  console.log(`bench: ${opts.reps} reps; op counts per measurement (after a warm-up; each in a fresh process):`);
+  for (const s of scenarios) {
+    const unit = s.id === 'batch' ? `batches of ${s.size}` : s.id === 'mget' ? `MGETs of ${s.size} keys` : s.id === 'fanin' || s.id === 'flood' ? `rounds of ${s.size.toLocaleString('en-US')} GETs` : `${s.unit}s`;
+    console.log(`  ${s.title.padEnd(7)} ${s.count.toLocaleString('en-US')} ${unit} (warm-up ${s.warmup.toLocaleString('en-US')}) — ${s.what}`);
+  }
+
+  const env = Object.assign({}, process.env, { NAPI_RS_NATIVE_LIBRARY_PATH: addon.file });
+  const cluster = await startCluster({ masters: 3, replicas: 1 });
+  const unavailable = {};
+  const results = [];
+  let redisVersion = null;
+  try {
+    const seeds = cluster.seeds.map((s) => ({ host: s.host, port: s.port }));
+    try {
+      redisVersion = (/redis_version:(\S+)/.exec(await cluster.command(seeds[0].port, 'INFO', 'server')) || [])[1] || null;
+    } catch {
+      redisVersion = null;
+    }
+    console.log(`bench: cluster of 3 masters + 3 replicas up (redis ${redisVersion || '?'}, seeds ${seeds.map((s) => s.port).join(',')}); preloading ${KEYSPACE.toLocaleString('en-US')} keys...`);
+    await preload(seeds, KEYSPACE, key, valueOf);
+
+    // Can every client load, connect and read? GLIDE ships a native binary that may not run on
+    // every machine: then it is reported as unavailable and the run goes on without it.
+    for (const c of clients) {
+      const p = await runChild(['--probe', JSON.stringify({ client: c.id, seeds })], env);
+      if (!p.ok) {
+        const why = (p.stderr.split('\n').find((l) => l.trim()) || `exit ${p.code}`).trim();
+        if (c.id === 'glide') {
+          unavailable[c.id] = why;
+          console.log(`bench: ${c.label} is UNAVAILABLE here and is left out: ${why}`);
+          continue;
+        }
+        throw new Error(`${c.label} cannot run: ${p.stderr || `exit ${p.code}`}`);
+      }
+      if (c.ours && fs.realpathSync(p.result.addon) !== fs.realpathSync(addon.file)) {
+        throw new Error(`our client loaded ${p.result.addon}, not the release addon ${addon.file}`);
+      }
+    }
+    clients = clients.filter((c) => !unavailable[c.id]);
+
+    // Interleaved: every rep runs every scenario for every client before the next rep starts,
+    // and the client order rotates per rep, so drift (thermal, noisy neighbours, the servers'
+    // memory growing) hits every client alike.
+    const total = opts.reps * scenarios.length * clients.length;
+    let n = 0;
+    for (let rep = 0; rep < opts.reps; rep++) {
+      for (const s of scenarios) {
+        const order = clients.map((_, i) => clients[(i + rep) % clients.length]);
+        for (const c of order) {
+          n++;
+          const args = JSON.stringify({ client: c.id, scenario: s.id, seeds, scale: opts.scale, seed: 0x9e3779b9 ^ (rep * 7919 + 1) });
+          const r = await runChild([args], env);
+          if (!r.ok) throw new Error(`${c.label} failed in ${s.title} (rep ${rep + 1}):\n${r.stderr || `exit ${r.code} ${r.signal || ''}`}`);
+          r.result.rep = rep + 1;
+          results.push(r.result);
+          const x = r.result;
+          console.log(
+            `  [${String(n).padStart(3)}/${total}] rep ${rep + 1} ${s.title.padEnd(7)} ${c.label.padEnd(27)} ${Math.round(x.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s` +
+              `  ${x.cpuUsPerOp.toFixed(2).padStart(7)} µs CPU/op  ${x.peakRssMiB.toFixed(0).padStart(5)} MiB` +
+              (x.p50Us != null ? `  p50 ${x.p50Us.toFixed(1)} µs p99 ${x.p99Us.toFixed(1)} µs` : '')
+          );
+        }
+      }
+    }
+  } finally {
+    await cluster.stop();
+  }
+
+  const medians = report.summarize(results, scenarios, clients);
+  const rat = report.ratios(medians, scenarios, clients);
+  const footnotes = [];
+  for (const c of clients) for (const note of Object.values(c.notes || {})) if (!footnotes.includes(note)) footnotes.push(note);
+  for (const [id, why] of Object.entries(unavailable)) footnotes.push(`${id}: not measured, unavailable on this machine (${why}).`);
+  footnotes.push('CPU is process.cpuUsage() over the measured part, which counts every thread of the client process: our io thread, GLIDE\'s Rust runtime, libuv\'s threads.');
+  footnotes.push('Counted ops: batch = commands (100 per batch), mget = keys (100 per MGET), big = SETs + GETs, fan-in and flood = GETs.');
+  const legend =
+    `Columns: **ours** = redis-clustr-native ${versionOf(ROOT)} (release addon) · redis-clustr = ${versions['redis-clustr']} · ` +
+    `ioredis ${versions.ioredis} · ioredis AP = the same with \`enableAutoPipelining\` · node-redis = redis ${versions.redis} \`createCluster\`` +
+    (unavailable.glide ? '' : ` · GLIDE = @valkey/valkey-glide ${versions['@valkey/valkey-glide']}`) + '.';
+  const table = report.tables(medians, rat, scenarios, clients, footnotes, legend);
+  const minutes = (Date.now() - started) / 60000;
+  console.log(`\n## Results (median of ${opts.reps}, ${minutes.toFixed(1)} min)\n`);
+  console.log(table);
+
+  if (opts.write) {
+    const m = machine();
+    const subtitle = `median of ${opts.reps} · 3 masters + 3 replicas on loopback · ${m.cores} cores · Node ${process.version} · redis ${redisVersion || '?'}`;
+    const json = {
+      date: new Date().toISOString(),
+      machine: m,
+      node: process.version,
+      redis: redisVersion,
+      versions,
+      addon: addon.file,
+      reps: opts.reps,
+      scale: opts.scale,
+      scenarios: scenarios.map(({ id, title, what, count, warmup, size, inflight, unit }) => ({ id, title, what, count, warmup, size, inflight, unit })),
+      clients: clients.map((c) => ({ id: c.id, label: c.label, ours: !!c.ours })),
+      unavailable,
+      medians,
+      ratios: rat,
+      results,
+      footnotes,
+      minutes,
+      loadavg: { before: loadBefore, after: os.loadavg() },
+    };
+    fs.writeFileSync(path.join(BENCH, 'results.json'), `${JSON.stringify(json, null, 2)}\n`);
+    fs.writeFileSync(path.join(BENCH, 'results.md'), `${table}\n`);
+    fs.writeFileSync(path.join(BENCH, 'chart.svg'), report.chartSvg(medians, rat, scenarios, clients, subtitle));
+    console.log('\nbench: wrote bench/results.json, bench/results.md and bench/chart.svg');
+  }
+}
+
+main().catch((e) => {
+  console.error(`bench: ${e && e.stack ? e.stack : e}`);
+  process.exit(1);
+});
