@@ -11,7 +11,7 @@ const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
 const { normalize, normalizeHash, check } = require('./lib/args');
 const { clientError, fromNative, fromServer } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
-const { Batch, addCommands } = require('./lib/batch');
+const { Batch, Transaction, addCommands } = require('./lib/batch');
 const compat = require('./lib/compat');
 
 const COMMANDS = commandNames();
@@ -433,9 +433,39 @@ class RedisClustr extends EventEmitter {
     return new Batch(this, commands);
   }
 
-  /** Like redis-clustr, a batch and not a transaction. */
+  /** Like redis-clustr, a batch and not a transaction; `multi({atomic: true})` is one. */
   multi(commands) {
+    if (commands && !Array.isArray(commands) && commands.atomic) return new Transaction(this);
     return new Batch(this, commands);
+  }
+
+  /** A real MULTI/EXEC on one node: every key must share one slot. */
+  transaction(commands) {
+    return new Transaction(this, commands);
+  }
+
+  _queueTx(queue, cb) {
+    let hasBuffer = false;
+    for (const c of queue) {
+      const checked = check(c.name, c.args);
+      if (checked instanceof Error) return this._fail(checked, cb);
+      hasBuffer = hasBuffer || checked;
+    }
+    if (this.quitting) return this._fail(clientError('CLOSED', 'EXEC after quit(): the client is closed; nothing was sent', 'exec', []), cb);
+    const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
+    let id = this._nextId;
+    while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
+    this._nextId = id >= 0x7fffffff ? 1 : id + 1;
+    try {
+      this._enc.pushTx(id, flags, queue);
+    } catch (e) {
+      return this._fail(clientError('INVALID_ARG', `EXEC could not be encoded: ${e.message}`, 'exec'), cb);
+    }
+    this._pending.set(id, { name: 'exec', args: [], cb });
+    if (!this._flushScheduled) {
+      this._flushScheduled = true;
+      process.nextTick(flush, this);
+    }
   }
 
   waitFor(evt, already, cb) {
@@ -540,7 +570,7 @@ compat.install(RedisClustr.prototype);
 for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
   const fn = RedisClustr.prototype[name];
   if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || name.endsWith('Async')) continue;
-  if (['waitFor', 'stats', 'batch', 'multi', 'selectClient', 'getRandomConnection', 'getClient'].includes(name)) continue;
+  if (['waitFor', 'stats', 'batch', 'multi', 'transaction', 'selectClient', 'getRandomConnection', 'getClient'].includes(name)) continue;
   Object.defineProperty(RedisClustr.prototype, `${name}Async`, {
     value: function (...args) {
       return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));

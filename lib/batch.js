@@ -72,6 +72,41 @@ class Batch {
   }
 }
 
+// transaction() / multi({atomic: true}): a real MULTI … EXEC on the owner of the one slot all
+// its keys share, sent as one block so no other caller's command can come in between. It follows
+// MOVED/ASK as a whole (EXECABORT proves nothing ran) and answers CROSSSLOT when keys span slots.
+// exec(cb) calls back (err, replies) as node_redis's multi does: err for EXECABORT/CROSSSLOT,
+// replies with an Error in place of each command that failed while running.
+class Transaction extends Batch {
+  exec(cb) {
+    const queue = this.queue;
+    this.queue = [];
+    const done = typeof cb === 'function' ? cb : null;
+    if (queue.length === 0) {
+      if (done) process.nextTick(done, null, []);
+      return this;
+    }
+    this._cluster._queueTx(queue, (err, replies) => {
+      if (!err && Array.isArray(replies)) {
+        queue.forEach((c, i) => {
+          if (!c.cb) return;
+          const r = replies[i];
+          if (r instanceof Error) c.cb(r);
+          else c.cb(null, r);
+        });
+      } else {
+        for (const c of queue) if (c.cb) c.cb(err, null);
+      }
+      if (done) done(err, replies);
+    });
+    return this;
+  }
+
+  execAsync() {
+    return new Promise((resolve, reject) => this.exec((err, replies) => (err ? reject(err) : resolve(replies))));
+  }
+}
+
 // Every command as a chainable Batch method, from the same list as the client's methods.
 function addCommands(names, reserved) {
   for (const name of names) {
@@ -82,4 +117,4 @@ function addCommands(names, reserved) {
   }
 }
 
-module.exports = { Batch, addCommands };
+module.exports = { Batch, Transaction, addCommands };

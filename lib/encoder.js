@@ -5,6 +5,7 @@
 
 const FLAG_BUFFERS = 1;
 const FLAG_NODE = 2;
+const FLAG_TX = 4;
 
 class Encoder {
   constructor() {
@@ -52,6 +53,32 @@ class Encoder {
       if (typeof a === 'string') this.string(a);
       else this.bytes(a);
     }
+  }
+
+  // A transaction as one record: FLAG_TX, then the commands (see src/binding/submit.rs).
+  pushTx(id, flags, commands) {
+    const start = this.pos;
+    try {
+      this.ensure(9);
+      this.buf.writeUInt32LE(id, this.pos);
+      this.buf[this.pos + 4] = flags | FLAG_TX;
+      this.buf.writeUInt32LE(commands.length, this.pos + 5);
+      this.pos += 9;
+      for (const { name, args } of commands) {
+        this.ensure(4);
+        this.buf.writeUInt32LE(args.length + 1, this.pos);
+        this.pos += 4;
+        this.string(name);
+        for (const a of args) {
+          if (typeof a === 'string') this.string(a);
+          else this.bytes(a);
+        }
+      }
+    } catch (e) {
+      this.pos = start;
+      throw e;
+    }
+    this.count++;
   }
 
   string(s) {

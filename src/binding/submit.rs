@@ -14,7 +14,7 @@ use clustr_engine::resp::encode_command;
 use clustr_engine::split;
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::{command, Error, ErrorKind, Reply};
-use clustr_io::{Command, Completion, PsKind, PubSubOp};
+use clustr_io::{Command, Completion, PsKind, PubSubOp, TxBytes};
 
 use super::splits::Splits;
 
@@ -86,6 +86,20 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
         let (Some(id), Some(flags)) = (c.u32(), c.u8()) else {
             break;
         };
+        if flags & FLAG_TX != 0 {
+            match read_tx(&mut c) {
+                Some(cmds) => match transaction(&cmds, &mut out) {
+                    Ok(cmd) => commands.push(Command { id, flags, ..cmd }),
+                    Err(reply) => rejected.push(Completion {
+                        id,
+                        flags,
+                        result: Ok(reply),
+                    }),
+                },
+                None => break,
+            }
+            continue;
+        }
         let node = if flags & FLAG_NODE != 0 {
             match c.u32().and_then(|n| c.bytes(n as usize)) {
                 Some(a) => Some(a),
@@ -164,6 +178,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
                     target: Target::Slot(part.slot),
                     readonly: p.readonly,
                     fanout: None,
+                    tx: None,
                     bytes: out.split().freeze(),
                 });
             }
@@ -176,6 +191,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             target: p.target,
             readonly: p.readonly,
             fanout: p.fanout,
+            tx: None,
             bytes: out.split().freeze(),
         });
     }
@@ -207,6 +223,70 @@ fn subscription(kind: PsKind, args: &[&[u8]]) -> Result<Vec<bytes::Bytes>, Reply
 
 /// Flag bit: the command is pinned to one node (a `connections[...]` handle).
 const FLAG_NODE: u8 = 2;
+/// Flag bit: the record is a transaction: `ncmds: u32 | ncmds × (argc: u32 | args)`.
+const FLAG_TX: u8 = 4;
+
+fn read_tx<'a>(c: &mut Cursor<'a>) -> Option<Vec<Vec<&'a [u8]>>> {
+    let n = c.u32()?;
+    let mut cmds = Vec::with_capacity((n as usize).min(1024));
+    for _ in 0..n {
+        let argc = c.u32()?;
+        let mut args = Vec::with_capacity((argc as usize).min(64));
+        for _ in 0..argc {
+            let len = c.u32()?;
+            args.push(c.bytes(len as usize)?);
+        }
+        cmds.push(args);
+    }
+    Some(cmds)
+}
+
+/// A MULTI … EXEC block for one slot's owner; CROSSSLOT (as the server would answer) when the
+/// commands' keys span slots, since a transaction runs on one node.
+fn transaction(cmds: &[Vec<&[u8]>], out: &mut BytesMut) -> Result<Command, Reply> {
+    let mut slot = None;
+    for args in cmds {
+        let p = prepare(args).map_err(|e| Reply::Error(format!("ERR {}", e.message).into()))?;
+        if let Some(name) = args.first() {
+            if PsKind::parse(name).is_some() {
+                return Err(Reply::Error(
+                    "ERR subscriptions cannot be part of a transaction".into(),
+                ));
+            }
+        }
+        let s = match p.target {
+            Target::Slot(s) if !p.cross_slot => Some(s),
+            Target::Slot(_) => return Err(crossslot()),
+            _ => None,
+        };
+        match (slot, s) {
+            (Some(a), Some(b)) if a != b => return Err(crossslot()),
+            (None, Some(b)) => slot = Some(b),
+            _ => {}
+        }
+    }
+    encode_command(out, &[b"MULTI"]);
+    for args in cmds {
+        encode_command(out, args);
+    }
+    encode_command(out, &[b"EXEC"]);
+    let bytes = out.split().freeze();
+    Ok(Command {
+        id: 0,
+        flags: 0,
+        target: slot.map_or(Target::Random, Target::Slot),
+        readonly: false,
+        fanout: None,
+        tx: Some(TxBytes {
+            replies: cmds.len() + 2,
+        }),
+        bytes,
+    })
+}
+
+fn crossslot() -> Reply {
+    Reply::Error("CROSSSLOT Keys in request don't hash to the same slot".into())
+}
 
 fn parse_addr(a: &[u8]) -> Result<NodeAddr, Error> {
     let bad = || Error::new(ErrorKind::InvalidArg, "node address must be \"host:port\"");

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::tls::{is_tls_error, Tls};
+use crate::tls::{is_tls_error, tls_hint, Tls};
 use crate::Msg;
 
 /// The two halves of a plain or TLS stream. Boxed so one reader and one writer loop serve both;
@@ -123,20 +123,24 @@ async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (E
             (Box::new(rd), Box::new(wr))
         }
         Some(tls) => {
-            let tls_error = |e: String| {
-                (
-                    ErrorKind::Tls,
-                    format!("TLS handshake with {addr} failed: {e}"),
-                )
+            let connecting = tls.connect(stream, &addr.host);
+            let stream = match tokio::time::timeout(hs.connect_timeout, connecting).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    let hint = tls_hint(&e);
+                    let msg = format!("TLS handshake with {addr} failed: {e}{hint}");
+                    return Err((ErrorKind::Tls, msg));
+                }
+                Err(_) => {
+                    return Err((
+                        ErrorKind::Timeout,
+                        format!(
+                            "TLS handshake with {addr} timed out after {} ms",
+                            hs.connect_timeout.as_millis()
+                        ),
+                    ))
+                }
             };
-            let stream =
-                match tokio::time::timeout(hs.connect_timeout, tls.connect(stream, &addr.host))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => return Err(tls_error(e)),
-                    Err(_) => return Err(tls_error("timed out".into())),
-                };
             let (rd, wr) = tokio::io::split(stream);
             (Box::new(rd), Box::new(wr))
         }
@@ -185,10 +189,11 @@ async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (E
             // the TLS handshake done, so a missing or rejected certificate shows up here, as
             // an alert on the first read.
             Ok(Err(e)) if is_tls_error(&e) => {
+                let hint = tls_hint(&e.to_string());
                 return Err((
                     ErrorKind::Tls,
-                    format!("TLS session with {addr} failed: {e}"),
-                ))
+                    format!("TLS session with {addr} failed: {e}{hint}"),
+                ));
             }
             Ok(Err(e)) => {
                 return Err((

@@ -18,7 +18,7 @@ use crate::nodes::{Nodes, Ticket};
 use crate::pubsub::PubSub;
 use crate::refresh::{Query, Refresh};
 use crate::timers::TimerKind;
-use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats};
+use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats, TxBytes};
 
 pub(crate) enum Kind {
     Client(u32, u8),
@@ -36,6 +36,17 @@ pub(crate) struct Entry {
     pub gen: u64,
     pub req: Request,
     pub bytes: Bytes,
+    pub tx: Option<Tx>,
+}
+
+/// A MULTI … EXEC block in flight: its replies arrive one per command, EXEC's last.
+pub(crate) struct Tx {
+    pub wire: TxBytes,
+    /// Replies still expected for the copy on the wire.
+    pub left: usize,
+    /// The first error a queued command got (MOVED, ASK, TRYAGAIN, …): when EXEC then answers
+    /// EXECABORT, nothing ran, and that error decides where the whole block goes next.
+    pub first_error: Option<Reply>,
 }
 
 pub(crate) struct Driver {
@@ -133,6 +144,19 @@ pub(crate) async fn run(
     d.flush();
 }
 
+fn is_redirect_or_retry(err: &[u8]) -> bool {
+    [
+        &b"MOVED "[..],
+        b"ASK ",
+        b"TRYAGAIN",
+        b"CLUSTERDOWN",
+        b"LOADING",
+        b"MASTERDOWN",
+    ]
+    .iter()
+    .any(|p| err.starts_with(p))
+}
+
 fn seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -192,6 +216,15 @@ impl Driver {
                 None => Kind::Client(c.id, c.flags),
             };
             let key = self.insert(kind, req, c.bytes);
+            if let Some(wire) = c.tx {
+                if let Some(e) = self.entries[key].as_mut() {
+                    e.tx = Some(Tx {
+                        wire,
+                        left: 0,
+                        first_error: None,
+                    });
+                }
+            }
             if let Some(ms) = self.cfg.command_timeout_ms {
                 self.deadlines
                     .push_back((now + ms, (key, self.gen_of(key))));
@@ -207,6 +240,7 @@ impl Driver {
             gen: self.next_gen,
             req,
             bytes,
+            tx: None,
         };
         match self.free.pop() {
             Some(k) => {
@@ -268,9 +302,26 @@ impl Driver {
         }
         let map = self.map.as_deref();
         match e.req.next_action(map, &self.cfg.retry, rand) {
-            Action::Send { node, asking } => self.nodes.send(&node, (key, e.gen), asking, &e.bytes),
+            Action::Send { node, asking } => self.send_entry(&node, key, asking),
             Action::AwaitMap => self.await_map(key),
         }
+    }
+
+    /// Writes (or parks) entry `key` to `node`; a transaction goes as one block.
+    fn send_entry(&mut self, node: &NodeAddr, key: usize, asking: bool) {
+        let Some(e) = self.entries[key].as_mut() else {
+            return;
+        };
+        let replies = match e.tx.as_mut() {
+            None => 1,
+            Some(tx) => {
+                tx.left = tx.wire.replies;
+                tx.first_error = None;
+                tx.wire.replies
+            }
+        };
+        self.nodes
+            .send(node, (key, e.gen), asking, &e.bytes, replies);
     }
 
     fn await_map(&mut self, key: usize) {
@@ -405,9 +456,8 @@ impl Driver {
                 }
                 self.events.push(Event::NodeReady(addr.clone()));
                 for (ticket, asking) in parked {
-                    if let Some(e) = self.entry(ticket) {
-                        let bytes = e.bytes.clone();
-                        self.nodes.send(&addr, ticket, asking, &bytes);
+                    if self.entry(ticket).is_some() {
+                        self.send_entry(&addr, ticket.0, asking);
                     }
                 }
                 self.check_full_ready();
@@ -481,6 +531,30 @@ impl Driver {
             self.topology_reply(key, q, from, reply);
             return;
         }
+        let reply = match e.tx.as_mut() {
+            None => reply,
+            Some(tx) => {
+                tx.left = tx.left.saturating_sub(1);
+                if tx.left > 0 {
+                    if matches!(reply, Reply::Error(_)) && tx.first_error.is_none() {
+                        tx.first_error = Some(reply);
+                    }
+                    return;
+                }
+                match (reply, tx.first_error.take()) {
+                    (Reply::Error(exec), Some(queued)) if exec.starts_with(b"EXECABORT") => {
+                        // Nothing ran: let the queued command's redirection or retryable error
+                        // decide (the block is then sent again whole); any other error is the
+                        // caller's answer as EXECABORT.
+                        match &queued {
+                            Reply::Error(q) if is_redirect_or_retry(q) => queued,
+                            _ => Reply::Error(exec),
+                        }
+                    }
+                    (r, _) => r,
+                }
+            }
+        };
         let outcome = e.req.on_reply(reply, from, now, &self.cfg.retry);
         self.apply(key, outcome);
     }

@@ -100,7 +100,16 @@ pub struct Command {
     pub readonly: bool,
     /// Sent to every master and combined this way (keys, dbsize, flushall, ...).
     pub fanout: Option<clustr_engine::fanout::Aggregate>,
+    /// A MULTI … EXEC block: `bytes` holds all of it and gets several replies.
+    pub tx: Option<TxBytes>,
     pub bytes: Bytes,
+}
+
+/// The wire form of a transaction: how many replies `bytes` (MULTI … EXEC) gets. After an ASK
+/// one ASKING before MULTI is enough: the server keeps the asking flag for the whole block.
+#[derive(Clone, Debug)]
+pub struct TxBytes {
+    pub replies: usize,
 }
 
 /// Counters a test or a dashboard can read.

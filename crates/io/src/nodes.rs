@@ -124,7 +124,15 @@ impl Nodes {
     }
 
     /// Writes (or parks) request `key` for `addr`.
-    pub fn send(&mut self, addr: &NodeAddr, key: Ticket, asking: bool, bytes: &[u8]) {
+    /// `replies` is how many replies `bytes` gets (more than one for a MULTI … EXEC block).
+    pub fn send(
+        &mut self,
+        addr: &NodeAddr,
+        key: Ticket,
+        asking: bool,
+        bytes: &[u8],
+        replies: usize,
+    ) {
         self.ensure(addr);
         let node = self.nodes.get_mut(addr).expect("ensured above");
         match node.state {
@@ -139,7 +147,9 @@ impl Nodes {
                     node.fifo.push_back(None);
                 }
                 node.out.extend_from_slice(bytes);
-                node.fifo.push_back(Some(key));
+                for _ in 0..replies.max(1) {
+                    node.fifo.push_back(Some(key));
+                }
             }
             _ => node.parked.push((key, asking)),
         }
@@ -217,10 +227,11 @@ impl Nodes {
         let flushed = std::mem::take(&mut node.flushed).min(node.fifo.len());
         let mut unwritten: Vec<Ticket> = node.fifo.drain(flushed..).flatten().collect();
         unwritten.extend(node.parked.drain(..).map(|(k, _)| k));
-        Some(Failed {
-            written: node.fifo.drain(..).flatten().collect(),
-            unwritten,
-        })
+        let mut written: Vec<Ticket> = node.fifo.drain(..).flatten().collect();
+        // A transaction sits in the FIFO once per reply it expects: report it once.
+        written.dedup();
+        unwritten.dedup();
+        Some(Failed { written, unwritten })
     }
 
     /// Matches replies to the requests at the head of the node's FIFO. Err means the server sent

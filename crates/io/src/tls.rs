@@ -236,6 +236,21 @@ pub(crate) fn is_tls_error(e: &std::io::Error) -> bool {
     e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>())
 }
 
+/// What to look at for the common TLS failures, appended to rustls' terse words.
+pub(crate) fn tls_hint(error: &str) -> &'static str {
+    if error.contains("UnknownIssuer") || error.contains("BadSignature") {
+        " (is redisOptions.tls.ca the CA that signed the server's certificate?)"
+    } else if error.contains("NotValidForName") {
+        " (the certificate does not name this host: see redisOptions.tls.servername)"
+    } else if error.contains("CertificateRequired") {
+        " (the server wants a client certificate: redisOptions.tls.cert and key)"
+    } else if error.contains("corrupt message") || error.contains("InvalidContentType") {
+        " (is this port serving TLS?)"
+    } else {
+        ""
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
