@@ -101,6 +101,15 @@ declare namespace RedisClustr {
     slotPatches: number;
   }
 
+  interface Transaction {
+    queue: { name: string; args: Arg[]; cb?: Callback }[];
+    /** err: EXECABORT or CROSSSLOT; replies hold an Error for each command that failed when run. */
+    exec(cb?: (err: RedisError | null, replies: Reply[] | null) => void): this;
+    execAsync(): Promise<Reply[]>;
+    send_command(name: string, args?: Arg[], cb?: Callback): this;
+    [command: string]: any;
+  }
+
   interface Batch {
     queue: { name: string; args: Arg[]; cb?: Callback }[];
     exec(cb?: (errors: RedisError[] | null, replies: Reply[]) => void): this;
@@ -128,7 +137,24 @@ declare class RedisClustr extends EventEmitter {
   send_command(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback): this;
   sendCommand(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback): this;
   batch(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch;
+  /** Like redis-clustr, not atomic; `multi({atomic: true})` is a transaction. */
   multi(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch;
+  multi(options: { atomic: true }): RedisClustr.Transaction;
+  /** A real MULTI/EXEC on the node owning the one slot all its keys share. */
+  transaction(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Transaction;
+  subscribe(...args: any[]): this;
+  psubscribe(...args: any[]): this;
+  ssubscribe(...args: any[]): this;
+  unsubscribe(...args: any[]): this;
+  punsubscribe(...args: any[]): this;
+  sunsubscribe(...args: any[]): this;
+  publish(channel: RedisClustr.Arg, message: RedisClustr.Arg, cb?: RedisClustr.Callback<number>): this;
+  publishAsync(channel: RedisClustr.Arg, message: RedisClustr.Arg): Promise<number>;
+  getSlots(cb: RedisClustr.Callback<RedisClustr.NodeHandle[][]>): void;
+  selectClient(key: RedisClustr.Arg, conf?: { readOnly?: boolean }): RedisClustr.NodeHandle | undefined;
+  getRandomConnection(exclude?: string[], forceSlaves?: boolean): RedisClustr.NodeHandle | undefined;
+  getClient(port: number, host: string): RedisClustr.NodeHandle;
+  onMasters(cmd: string, args: RedisClustr.Arg[], cb: (errors: RedisClustr.RedisError[] | null, reply: any) => void): void;
   quit(cb?: RedisClustr.Callback<'OK'>): this;
   quitAsync(): Promise<'OK'>;
   waitFor(evt: string, already: boolean, cb: (err?: RedisClustr.RedisError) => void): void;
