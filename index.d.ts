@@ -72,6 +72,10 @@ declare namespace RedisClustr {
     retryBudget?: number;
     /** ms: one deadline per command over queueing, redirections and retries (TIMEOUT after). */
     commandTimeout?: number;
+    /** Commands awaiting a reply at once; beyond it QUEUE_FULL at the call. */
+    maxInFlight?: number;
+    /** Encoded bytes of commands awaiting a reply; beyond it QUEUE_FULL at the call. */
+    maxQueueBytes?: number;
   }
 
   interface NodeHandle {

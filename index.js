@@ -107,8 +107,6 @@ function nativeOptions(config) {
   for (const [name, present] of [
     ['redisOptions.prefix', ro.prefix !== undefined && ro.prefix !== null && ro.prefix !== ''],
     ['natMap', config.natMap !== undefined && config.natMap !== null],
-    ['maxInFlight', config.maxInFlight !== undefined],
-    ['maxQueueBytes', config.maxQueueBytes !== undefined],
   ]) {
     if (present) throw clientError('INVALID_ARG', `${name} is not supported yet by redis-clustr-native`);
   }
@@ -157,6 +155,13 @@ function trackSubscriptions(subs, name, args) {
   } else {
     subs[set] = names.length === 0 ? [] : subs[set].filter((n) => !names.includes(n));
   }
+}
+
+// A limit option: a positive number, or 0/undefined for none.
+function positive(v, name) {
+  if (v === undefined || v === null || v === 0) return 0;
+  if (typeof v !== 'number' || !(v > 0)) throw clientError('INVALID_ARG', `${name} must be a positive number`);
+  return v;
 }
 
 // Runs settled callbacks outside the native wake-up, so an exception thrown by user code is an
@@ -219,6 +224,9 @@ class RedisClustr extends EventEmitter {
       _nextId: { value: 1, writable: true },
       _enc: { value: new Encoder() },
       _flushScheduled: { value: false, writable: true },
+      _queuedBytes: { value: 0, writable: true },
+      _maxInFlight: { value: positive(config.maxInFlight, 'maxInFlight') },
+      _maxQueueBytes: { value: positive(config.maxQueueBytes, 'maxQueueBytes') },
       _quitCallbacks: { value: [] },
       _ended: { value: false, writable: true },
     });
@@ -265,8 +273,22 @@ class RedisClustr extends EventEmitter {
       this._fail(hasBuffer, cb);
       return this;
     }
+    return this._enqueue(name, args, cb, hasBuffer, node, null);
+  }
+
+  // Admits one command (or a transaction, `tx` = its commands): the limits are checked here, at
+  // the call, so a caller over them learns it at once and nothing is queued.
+  _enqueue(name, args, cb, hasBuffer, node, tx) {
+    let refusal = null;
     if (this.quitting) {
-      this._fail(clientError('CLOSED', `${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args), cb);
+      refusal = clientError('CLOSED', `${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args);
+    } else if (this._maxInFlight && this._pending.size >= this._maxInFlight) {
+      refusal = clientError('QUEUE_FULL', `${this._maxInFlight} commands are already in flight (maxInFlight); nothing was sent`, name, args);
+    } else if (this._maxQueueBytes && this._queuedBytes >= this._maxQueueBytes) {
+      refusal = clientError('QUEUE_FULL', `${this._queuedBytes} bytes of commands are already queued (maxQueueBytes); nothing was sent`, name, args);
+    }
+    if (refusal) {
+      this._fail(refusal, cb);
       return this;
     }
     const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
@@ -274,14 +296,18 @@ class RedisClustr extends EventEmitter {
     // After 2^31 commands ids wrap; one still waiting for its reply is never reused.
     while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
     this._nextId = id >= 0x7fffffff ? 1 : id + 1;
+    const start = this._enc.pos;
     try {
-      this._enc.push(id, flags, node, name, args);
+      if (tx) this._enc.pushTx(id, flags, tx);
+      else this._enc.push(id, flags, node, name, args);
     } catch (e) {
       // Too large to encode (a string beyond what a Buffer can hold): this command fails alone.
       this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb);
       return this;
     }
-    this._pending.set(id, { name, args, cb });
+    const bytes = this._enc.pos - start;
+    this._queuedBytes += bytes;
+    this._pending.set(id, { name, args, cb, bytes });
     if (!this._flushScheduled) {
       this._flushScheduled = true;
       process.nextTick(flush, this);
@@ -451,22 +477,9 @@ class RedisClustr extends EventEmitter {
       if (checked instanceof Error) return this._fail(checked, cb);
       hasBuffer = hasBuffer || checked;
     }
-    if (this.quitting) return this._fail(clientError('CLOSED', 'EXEC after quit(): the client is closed; nothing was sent', 'exec', []), cb);
-    const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
-    let id = this._nextId;
-    while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
-    this._nextId = id >= 0x7fffffff ? 1 : id + 1;
-    try {
-      this._enc.pushTx(id, flags, queue);
-    } catch (e) {
-      return this._fail(clientError('INVALID_ARG', `EXEC could not be encoded: ${e.message}`, 'exec'), cb);
-    }
-    this._pending.set(id, { name: 'exec', args: [], cb });
-    if (!this._flushScheduled) {
-      this._flushScheduled = true;
-      process.nextTick(flush, this);
-    }
+    return this._enqueue('exec', [], cb, hasBuffer, null, queue);
   }
+
 
   waitFor(evt, already, cb) {
     if (typeof already === 'function') {
@@ -524,6 +537,7 @@ function dispatch(self, out) {
     const p = self._pending.get(key);
     if (!p) continue;
     self._pending.delete(key);
+    self._queuedBytes -= p.bytes;
     let err = null;
     let value;
     if (id < 0) err = fromNative(v, p.name, p.args);

@@ -57,3 +57,33 @@ test('CLIENT REPLY is refused and the connection keeps matching replies to calle
     await h.quit(client);
   }
 });
+
+test('maxInFlight and maxQueueBytes refuse new commands at the call with QUEUE_FULL', async () => {
+  const c = await h.cluster();
+  const client = await h.connect(c.seeds, { maxInFlight: 5, maxQueueBytes: 64 * 1024 });
+  try {
+    const tag = `{mif${process.pid}}`;
+    const owner = client.slots[h.RedisClustr.keySlot(tag)][0];
+    // Hold the owner so the first commands stay in flight.
+    assert.equal(await sendCommand(owner.port, ['client', 'pause', '500', 'ALL']), 'OK');
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        new Promise((resolve) => client.set(`${tag}${i}`, 'v', (err, v) => resolve(err ? err.code : v)))
+      )
+    );
+    assert.deepEqual(results, ['OK', 'OK', 'OK', 'OK', 'OK', 'QUEUE_FULL', 'QUEUE_FULL', 'QUEUE_FULL']);
+    assert.equal(await h.call(client, 'exists', `${tag}5`), 0, 'a refused command was not sent');
+
+    // Bytes: one big command fills the budget; the next is refused while it is queued.
+    assert.equal(await sendCommand(owner.port, ['client', 'pause', '500', 'ALL']), 'OK');
+    const big = 'x'.repeat(80 * 1024);
+    const [first, second] = await Promise.all([
+      new Promise((resolve) => client.set(`${tag}big`, big, (err, v) => resolve(err ? err.code : v))),
+      new Promise((resolve) => client.set(`${tag}small`, 'v', (err, v) => resolve(err ? err.code : v))),
+    ]);
+    assert.deepEqual([first, second], ['OK', 'QUEUE_FULL']);
+    assert.equal(await h.call(client, 'set', `${tag}small`, 'v'), 'OK', 'accepted again once drained');
+  } finally {
+    await h.quit(client);
+  }
+});
