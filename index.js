@@ -9,8 +9,9 @@ const util = require('util');
 const { NativeCluster, commandNames, keySlot } = require('./binding.js');
 const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
 const { normalize, normalizeHash, check } = require('./lib/args');
-const { clientError, fromNative, fromServer } = require('./lib/errors');
+const { clientError, fromNative } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
+const { dispatch, runCallbacks } = require('./lib/dispatch');
 const { Batch, Transaction, addCommands } = require('./lib/batch');
 const compat = require('./lib/compat');
 
@@ -164,18 +165,6 @@ function positive(v, name) {
   return v;
 }
 
-// Runs settled callbacks outside the native wake-up, so an exception thrown by user code is an
-// ordinary uncaught exception (as with node_redis) and the remaining callbacks still run.
-function runCallbacks(list, start) {
-  for (let i = start; i < list.length; i += 3) {
-    try {
-      list[i](list[i + 1], list[i + 2]);
-    } catch (e) {
-      if (i + 3 < list.length) process.nextTick(runCallbacks, list, i + 3);
-      throw e;
-    }
-  }
-}
 
 function flush(self) {
   self._flushScheduled = false;
@@ -185,12 +174,6 @@ function flush(self) {
   enc.reset();
 }
 
-function toObject(reply) {
-  if (!Array.isArray(reply) || reply.length === 0) return null;
-  const obj = {};
-  for (let i = 0; i < reply.length; i += 2) obj[String(reply[i])] = reply[i + 1];
-  return obj;
-}
 
 class RedisClustr extends EventEmitter {
   constructor(config) {
@@ -509,53 +492,7 @@ class RedisClustr extends EventEmitter {
   }
 }
 
-// A listener that throws must not cost the other events and the callbacks drained with them:
-// its exception is rethrown on its own tick, as an uncaught exception.
-function emitSafely(self, ev) {
-  try {
-    self._event(ev);
-  } catch (e) {
-    process.nextTick(() => {
-      throw e;
-    });
-  }
-}
 
-function dispatch(self, out) {
-  const calls = [];
-  let ended = false;
-  for (let i = 0; i < out.length; i += 2) {
-    const id = out[i];
-    const v = out[i + 1];
-    if (id === 0) {
-      // 'end' comes with the last replies: their callbacks run first, then quit's.
-      if (v[0] === 'end') ended = true;
-      else emitSafely(self, v);
-      continue;
-    }
-    const key = id > 0 ? id : -id;
-    const p = self._pending.get(key);
-    if (!p) continue;
-    self._pending.delete(key);
-    self._queuedBytes -= p.bytes;
-    let err = null;
-    let value;
-    if (id < 0) err = fromNative(v, p.name, p.args);
-    else if (v instanceof Error) err = fromServer(v, p.name, p.args);
-    else value = p.name === 'hgetall' ? toObject(v) : v;
-    if (p.cb) calls.push(p.cb, err, value);
-    else if (err) calls.push((e) => self.emit('error', e), err, undefined);
-  }
-  if (!ended) {
-    if (calls.length) runCallbacks(calls, 0);
-    return;
-  }
-  try {
-    if (calls.length) runCallbacks(calls, 0);
-  } finally {
-    self._end();
-  }
-}
 
 for (const name of COMMANDS) {
   for (const method of [name, name.toUpperCase()]) {

@@ -124,6 +124,11 @@ impl Decoder {
                 self.need = pos + 1;
                 return Ok(None);
             }
+            // Judged before waiting for the line's end: a peer that sends garbage and no CRLF
+            // must get an error now, not a connection that waits for more.
+            if !matches!(b[pos], b'+' | b'-' | b':' | b'$' | b'*') {
+                return Err(ProtocolError(format!("unknown type byte 0x{:02x}", b[pos])));
+            }
             let Some(line_end) = find_crlf(b, pos + 1, self.limits.max_line)? else {
                 self.need = b.len() + 1;
                 return Ok(None);
@@ -234,6 +239,9 @@ fn truncated() -> ProtocolError {
 fn find_crlf(b: &[u8], from: usize, max_line: usize) -> Result<Option<usize>, ProtocolError> {
     let window = &b[from.min(b.len())..];
     match window.iter().position(|&c| c == b'\r' || c == b'\n') {
+        // The limit holds whether or not the CRLF has arrived yet (else it would depend on how
+        // the bytes happened to be split into reads).
+        Some(i) if i > max_line => Err(ProtocolError("line too long".into())),
         Some(i) => {
             let at = from + i;
             if b[at] == b'\n' {
@@ -261,14 +269,22 @@ fn parse_int(s: &[u8]) -> Result<i64, ProtocolError> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return Err(ProtocolError("invalid integer".into()));
     }
+    // Negative numbers accumulate downwards: i64::MIN has no positive counterpart.
     let mut v: i64 = 0;
     for &d in digits {
+        let d = (d - b'0') as i64;
         v = v
             .checked_mul(10)
-            .and_then(|v| v.checked_add((d - b'0') as i64))
+            .and_then(|v| {
+                if neg {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            })
             .ok_or_else(|| ProtocolError("integer overflow".into()))?;
     }
-    Ok(if neg { -v } else { v })
+    Ok(v)
 }
 
 /// Appends a command (an array of bulk strings) to `out`.

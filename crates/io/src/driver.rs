@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clustr_engine::fanout::{Aggregate, Gather};
-use clustr_engine::request::{Action, Outcome, Request, Target};
+use clustr_engine::request::{Action, Request, Target};
 use clustr_engine::topology::{NodeAddr, SlotMap};
 use clustr_engine::{Error, ErrorKind, Reply};
 use tokio::sync::mpsc;
 
-use crate::conn::{ConnEvent, Handshake};
+use crate::conn::Handshake;
 use crate::nodes::{Nodes, Ticket};
 use crate::pubsub::PubSub;
 use crate::refresh::{Query, Refresh};
@@ -55,7 +55,7 @@ pub(crate) struct Driver {
     sink: Arc<Sink>,
     pub map: Option<Arc<SlotMap>>,
     pub nodes: Nodes,
-    entries: Vec<Option<Entry>>,
+    pub(crate) entries: Vec<Option<Entry>>,
     free: Vec<usize>,
     next_gen: u64,
     clients: usize,
@@ -73,7 +73,7 @@ pub(crate) struct Driver {
     pub stats: Stats,
     closing: bool,
     pub(crate) stopped: bool,
-    connected_once: bool,
+    pub(crate) connected_once: bool,
     full_ready: bool,
     pub(crate) wait_timer_set: bool,
 }
@@ -142,19 +142,6 @@ pub(crate) async fn run(
         }
     }
     d.flush();
-}
-
-fn is_redirect_or_retry(err: &[u8]) -> bool {
-    [
-        &b"MOVED "[..],
-        b"ASK ",
-        b"TRYAGAIN",
-        b"CLUSTERDOWN",
-        b"LOADING",
-        b"MASTERDOWN",
-    ]
-    .iter()
-    .any(|p| err.starts_with(p))
 }
 
 fn seed() -> u64 {
@@ -308,7 +295,7 @@ impl Driver {
     }
 
     /// Writes (or parks) entry `key` to `node`; a transaction goes as one block.
-    fn send_entry(&mut self, node: &NodeAddr, key: usize, asking: bool) {
+    pub(crate) fn send_entry(&mut self, node: &NodeAddr, key: usize, asking: bool) {
         let Some(e) = self.entries[key].as_mut() else {
             return;
         };
@@ -429,176 +416,6 @@ impl Driver {
                 self.dispatch(t.0);
             }
         }
-    }
-
-    fn conn_event(&mut self, ev: ConnEvent) {
-        let gen = match &ev {
-            ConnEvent::Connected { gen, .. }
-            | ConnEvent::Failed { gen, .. }
-            | ConnEvent::Closed { gen, .. }
-            | ConnEvent::Replies { gen, .. } => *gen,
-        };
-        if self.ps.owns(gen) {
-            return match ev {
-                ConnEvent::Connected { writer, .. } => self.ps_connected(gen, writer),
-                ConnEvent::Failed { .. } | ConnEvent::Closed { .. } => self.ps_lost(gen),
-                ConnEvent::Replies { replies, .. } => self.ps_frames(gen, replies),
-            };
-        }
-        match ev {
-            ConnEvent::Connected { addr, gen, writer } => {
-                let Some(parked) = self.nodes.connected(&addr, gen, writer) else {
-                    return;
-                };
-                if !self.connected_once {
-                    self.connected_once = true;
-                    self.events.push(Event::Connect);
-                }
-                self.events.push(Event::NodeReady(addr.clone()));
-                for (ticket, asking) in parked {
-                    if self.entry(ticket).is_some() {
-                        self.send_entry(&addr, ticket.0, asking);
-                    }
-                }
-                self.check_full_ready();
-            }
-            ConnEvent::Failed {
-                addr,
-                gen,
-                kind,
-                error,
-            } => self.connection_lost(&addr, gen, kind, &error),
-            ConnEvent::Closed { addr, gen, error } => {
-                self.connection_lost(&addr, gen, ErrorKind::ConnectionLost, &error)
-            }
-            ConnEvent::Replies { addr, gen, replies } => {
-                match self.nodes.replies(&addr, gen, replies) {
-                    Ok(pairs) => {
-                        for (ticket, reply) in pairs {
-                            if let Some(t) = ticket.filter(|&t| self.entry(t).is_some()) {
-                                self.on_reply(t.0, reply, &addr);
-                            }
-                        }
-                    }
-                    Err(()) => {
-                        let why = "the server sent a reply nobody asked for";
-                        self.connection_lost(&addr, gen, ErrorKind::Protocol, why)
-                    }
-                }
-            }
-        }
-    }
-
-    fn connection_lost(&mut self, addr: &NodeAddr, gen: u64, kind: ErrorKind, cause: &str) {
-        let jitter = self.rand();
-        let Some(failed) = self.nodes.failed(addr, gen, jitter) else {
-            return;
-        };
-        self.events.push(Event::NodeDown(
-            addr.clone(),
-            Error::new(kind, cause.to_string()),
-        ));
-        let now = self.now_ms();
-        let lost = failed
-            .written
-            .into_iter()
-            .map(|k| (k, true))
-            .chain(failed.unwritten.into_iter().map(|k| (k, false)));
-        for ((key, gen), written) in lost {
-            let Some(e) = self.entries[key].as_mut().filter(|e| e.gen == gen) else {
-                continue;
-            };
-            if let Kind::Topology(_) = e.kind {
-                self.topology_failed(key, addr, kind, cause);
-                continue;
-            }
-            let outcome = e
-                .req
-                .on_connection_lost(addr, written, cause, now, &self.cfg.retry);
-            self.apply(key, outcome);
-        }
-        if self.map.is_some() {
-            self.request_refresh();
-        }
-    }
-
-    fn on_reply(&mut self, key: usize, reply: Reply, from: &NodeAddr) {
-        let now = self.now_ms();
-        let Some(e) = self.entries[key].as_mut() else {
-            return;
-        };
-        if let Kind::Topology(q) = e.kind {
-            self.topology_reply(key, q, from, reply);
-            return;
-        }
-        let reply = match e.tx.as_mut() {
-            None => reply,
-            Some(tx) => {
-                tx.left = tx.left.saturating_sub(1);
-                if tx.left > 0 {
-                    if matches!(reply, Reply::Error(_)) && tx.first_error.is_none() {
-                        tx.first_error = Some(reply);
-                    }
-                    return;
-                }
-                match (reply, tx.first_error.take()) {
-                    (Reply::Error(exec), Some(queued)) if exec.starts_with(b"EXECABORT") => {
-                        // Nothing ran: let the queued command's redirection or retryable error
-                        // decide (the block is then sent again whole); any other error is the
-                        // caller's answer as EXECABORT.
-                        match &queued {
-                            Reply::Error(q) if is_redirect_or_retry(q) => queued,
-                            _ => Reply::Error(exec),
-                        }
-                    }
-                    (r, _) => r,
-                }
-            }
-        };
-        let outcome = e.req.on_reply(reply, from, now, &self.cfg.retry);
-        self.apply(key, outcome);
-    }
-
-    fn apply(&mut self, key: usize, outcome: Outcome) {
-        match outcome {
-            Outcome::Done(r) => self.complete(key, Ok(r)),
-            Outcome::Fail(err) => self.fail(key, err),
-            Outcome::Resend => {
-                self.stats.ask += 1;
-                self.dispatch(key);
-            }
-            Outcome::Moved { slot, addr } => {
-                self.stats.moved += 1;
-                self.patch(slot, &addr);
-                self.request_refresh();
-                self.dispatch(key);
-            }
-            Outcome::Retry { delay_ms, refresh } => {
-                self.stats.retries += 1;
-                if refresh {
-                    self.request_refresh();
-                }
-                let gen = self.gen_of(key);
-                // Jitter spreads the retries of many requests that failed together.
-                let jitter = (self.rand() % 16) as u64;
-                self.timer(
-                    Duration::from_millis(delay_ms + jitter),
-                    TimerKind::Retry(key, gen),
-                );
-            }
-        }
-    }
-
-    pub(crate) fn patch(&mut self, slot: u16, addr: &NodeAddr) {
-        let Some(map) = self.map.as_mut() else { return };
-        if map.master(slot) == Some(addr) {
-            return;
-        }
-        let before = map.clone();
-        Arc::make_mut(map).patch(slot, addr);
-        self.stats.slot_patches += 1;
-        let change = before.diff(map);
-        self.events.push(Event::Topology(map.clone(), change));
     }
 
     /// A discovery round failed on every candidate while no map exists.

@@ -9,8 +9,10 @@
 
 mod conn;
 mod driver;
+mod incoming;
 mod nodes;
 mod pubsub;
+mod pubsub_frames;
 mod refresh;
 mod sink;
 mod timers;

@@ -12,7 +12,6 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
-use clustr_engine::redirect::{classify, Redirect};
 use clustr_engine::resp::encode_command;
 use clustr_engine::route::random_master;
 use clustr_engine::slot::slot;
@@ -24,7 +23,6 @@ use tokio::sync::mpsc;
 use crate::conn;
 use crate::driver::Driver;
 use crate::timers::TimerKind;
-use crate::{Completion, Event};
 
 /// The subscription commands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -62,7 +60,7 @@ impl PsKind {
             .map_or("", |(_, n)| n)
     }
 
-    fn adds(self) -> bool {
+    pub(crate) fn adds(self) -> bool {
         matches!(
             self,
             PsKind::Subscribe | PsKind::PSubscribe | PsKind::SSubscribe
@@ -74,7 +72,7 @@ impl PsKind {
     }
 
     /// The set this kind adds to or removes from: 0 channels, 1 patterns, 2 shard channels.
-    fn family(self) -> usize {
+    pub(crate) fn family(self) -> usize {
         match self {
             PsKind::Subscribe | PsKind::Unsubscribe => 0,
             PsKind::PSubscribe | PsKind::PUnsubscribe => 1,
@@ -99,55 +97,55 @@ pub struct PubSubOp {
 /// Flag bit (shared with the binding): deliver this subscription's messages as Buffers.
 const FLAG_BUFFERS: u8 = 1;
 
-struct SubConn {
-    gen: u64,
-    writer: Option<mpsc::UnboundedSender<Bytes>>,
+pub(crate) struct SubConn {
+    pub(crate) gen: u64,
+    pub(crate) writer: Option<mpsc::UnboundedSender<Bytes>>,
     /// What was sent and still awaits confirmations: (kind, confirmations left).
-    sent: VecDeque<(PsKind, usize, Vec<Bytes>)>,
-    task: tokio::task::JoinHandle<()>,
+    pub(crate) sent: VecDeque<(PsKind, usize, Vec<Bytes>)>,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 /// A caller waiting for the confirmation of every name it asked for.
-struct Waiter {
-    id: u32,
-    flags: u8,
-    kind: PsKind,
-    left: BTreeSet<Bytes>,
-    last: Option<Bytes>,
+pub(crate) struct Waiter {
+    pub(crate) id: u32,
+    pub(crate) flags: u8,
+    pub(crate) kind: PsKind,
+    pub(crate) left: BTreeSet<Bytes>,
+    pub(crate) last: Option<Bytes>,
 }
 
 /// Subscriptions being restored after a loss: reported once all are confirmed again.
-struct Restore {
-    node: NodeAddr,
-    from_ms: u64,
-    left: BTreeSet<(usize, Bytes)>,
-    names: [Vec<Bytes>; 3],
+pub(crate) struct Restore {
+    pub(crate) node: NodeAddr,
+    pub(crate) from_ms: u64,
+    pub(crate) left: BTreeSet<(usize, Bytes)>,
+    pub(crate) names: [Vec<Bytes>; 3],
 }
 
 #[derive(Default)]
 pub(crate) struct PubSub {
     /// name → deliver as Buffers, per family (channels, patterns, shard channels), in the order
     /// they were subscribed: a rebuilt connection subscribes them in that order again.
-    sets: [IndexMap<Bytes, bool>; 3],
-    classic: Option<(NodeAddr, SubConn)>,
-    shards: HashMap<NodeAddr, SubConn>,
+    pub(crate) sets: [IndexMap<Bytes, bool>; 3],
+    pub(crate) classic: Option<(NodeAddr, SubConn)>,
+    pub(crate) shards: HashMap<NodeAddr, SubConn>,
     /// Shard channel → the node it is subscribed on (or being subscribed on).
-    home: HashMap<Bytes, NodeAddr>,
-    waiters: Vec<Waiter>,
-    restores: Vec<Restore>,
+    pub(crate) home: HashMap<Bytes, NodeAddr>,
+    pub(crate) waiters: Vec<Waiter>,
+    pub(crate) restores: Vec<Restore>,
     /// When the classic subscriptions were lost; shard channels lost, with when.
-    classic_lost: Option<u64>,
-    shard_lost: HashMap<Bytes, u64>,
+    pub(crate) classic_lost: Option<u64>,
+    pub(crate) shard_lost: HashMap<Bytes, u64>,
     /// Ops that arrived before the first slot map.
-    early: Vec<PubSubOp>,
-    next_gen: u64,
-    resync_armed: bool,
+    pub(crate) early: Vec<PubSubOp>,
+    pub(crate) next_gen: u64,
+    pub(crate) resync_armed: bool,
 }
 
 /// Generations of subscriber connections live above this, apart from the node table's.
 const GEN_BASE: u64 = 1 << 62;
 
-fn wall_ms() -> u64 {
+pub(crate) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -166,7 +164,7 @@ impl PubSub {
         gen >= GEN_BASE
     }
 
-    fn conn_mut(&mut self, gen: u64) -> Option<(NodeAddr, &mut SubConn, bool)> {
+    pub(crate) fn conn_mut(&mut self, gen: u64) -> Option<(NodeAddr, &mut SubConn, bool)> {
         if let Some((addr, c)) = self.classic.as_mut().filter(|(_, c)| c.gen == gen) {
             return Some((addr.clone(), c, false));
         }
@@ -454,7 +452,7 @@ impl Driver {
         self.ps_schedule_resync();
     }
 
-    fn ps_schedule_resync(&mut self) {
+    pub(crate) fn ps_schedule_resync(&mut self) {
         if !self.ps.resync_armed {
             self.ps.resync_armed = true;
             self.timer(Duration::from_millis(100), TimerKind::PubSubResync);
@@ -481,190 +479,6 @@ impl Driver {
             self.ps_apply(op);
         }
         self.ps_resync();
-    }
-
-    /// Frames from a subscriber connection.
-    pub(crate) fn ps_frames(&mut self, gen: u64, frames: Vec<Reply>) {
-        for f in frames {
-            match f {
-                Reply::Array(items) => self.ps_push(gen, items),
-                Reply::Error(e) => self.ps_error(gen, e),
-                _ => {}
-            }
-        }
-    }
-
-    fn ps_push(&mut self, gen: u64, items: Vec<Reply>) {
-        let mut it = items.into_iter().map(|r| match r {
-            Reply::Bulk(b) | Reply::Status(b) => Some(b),
-            Reply::Int(i) => Some(Bytes::from(i.to_string())),
-            _ => None,
-        });
-        let Some(Some(word)) = it.next() else { return };
-        let rest: Vec<Option<Bytes>> = it.collect();
-        let get = |i: usize| rest.get(i).cloned().flatten().unwrap_or_default();
-        match &word[..] {
-            b"message" | b"smessage" => {
-                let fam = if &word[..] == b"message" { 0 } else { 2 };
-                let channel = get(0);
-                let buffers = self.ps.sets[fam].get(&channel).copied().unwrap_or(false);
-                let kind = if fam == 0 { "message" } else { "smessage" };
-                self.events.push(Event::Message {
-                    kind,
-                    pattern: None,
-                    channel,
-                    payload: get(1),
-                    buffers,
-                });
-            }
-            b"pmessage" => {
-                let pattern = get(0);
-                let buffers = self.ps.sets[1].get(&pattern).copied().unwrap_or(false);
-                self.events.push(Event::Message {
-                    kind: "pmessage",
-                    pattern: Some(pattern),
-                    channel: get(1),
-                    payload: get(2),
-                    buffers,
-                });
-            }
-            w => {
-                let Some(kind) = PsKind::parse(w) else { return };
-                let name = get(0);
-                let count: i64 = std::str::from_utf8(&get(1))
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                self.ps_confirmation(gen, kind, name, count);
-            }
-        }
-    }
-
-    fn ps_confirmation(&mut self, gen: u64, kind: PsKind, name: Bytes, count: i64) {
-        let mut solicited = false;
-        if let Some((_, c, _)) = self.ps.conn_mut(gen) {
-            if let Some(head) = c.sent.front_mut().filter(|h| h.0 == kind) {
-                solicited = true;
-                head.1 -= 1;
-                if head.1 == 0 {
-                    c.sent.pop_front();
-                }
-            }
-        }
-        if !solicited && kind == PsKind::SUnsubscribe {
-            // The node gave the channel up: its slot moved. Follow it to the new owner.
-            if self.ps.sets[2].contains_key(&name) {
-                self.ps.home.remove(&name);
-                self.ps.shard_lost.entry(name).or_insert_with(wall_ms);
-                self.request_refresh();
-                self.ps_schedule_resync();
-            }
-            return;
-        }
-        let fam = kind.family();
-        let restoring = kind.adds()
-            && self
-                .ps
-                .restores
-                .iter_mut()
-                .any(|r| r.left.remove(&(fam, name.clone())));
-        self.ps_finish_restores();
-        if !restoring {
-            let buffers = self.ps.sets[fam].get(&name).copied().unwrap_or(false);
-            self.events.push(Event::SubscriptionCount {
-                kind: kind.name(),
-                name: name.clone(),
-                count,
-                buffers,
-            });
-        }
-        self.ps_confirm(kind, &name);
-    }
-
-    fn ps_finish_restores(&mut self) {
-        let now = wall_ms();
-        let (done, open): (Vec<Restore>, Vec<Restore>) = std::mem::take(&mut self.ps.restores)
-            .into_iter()
-            .partition(|r| r.left.is_empty());
-        self.ps.restores = open;
-        for r in done {
-            let [channels, patterns, shard] = r.names;
-            self.events.push(Event::Resubscribed {
-                channels,
-                patterns,
-                shard,
-                from_ms: r.from_ms,
-                to_ms: now,
-                node: r.node,
-            });
-        }
-    }
-
-    /// An error reply on a subscriber connection answers the oldest command still unconfirmed.
-    fn ps_error(&mut self, gen: u64, err: Bytes) {
-        let Some((addr, c, _)) = self.ps.conn_mut(gen) else {
-            return;
-        };
-        let Some((kind, _, names)) = c.sent.pop_front() else {
-            return;
-        };
-        if let Ok(Some(Redirect::Moved { slot, addr: to })) = classify(&err, &addr) {
-            // The map was stale for a shard channel: patch it and subscribe on the owner.
-            self.patch(slot, &to);
-            self.request_refresh();
-            for n in &names {
-                self.ps.home.remove(n);
-            }
-            return self.ps_resync();
-        }
-        let fam = kind.family();
-        for n in &names {
-            if kind.adds() {
-                self.ps.sets[fam].shift_remove(n);
-                self.ps.home.remove(n);
-            }
-        }
-        let failed: Vec<usize> = (0..self.ps.waiters.len())
-            .filter(|&i| {
-                let w = &self.ps.waiters[i];
-                w.kind == kind && names.iter().any(|n| w.left.contains(n))
-            })
-            .collect();
-        for i in failed.into_iter().rev() {
-            let w = self.ps.waiters.remove(i);
-            self.ps_done(w.id, w.flags, Ok(Reply::Error(err.clone())));
-        }
-    }
-
-    fn ps_confirm(&mut self, kind: PsKind, name: &Bytes) {
-        let mut finished = Vec::new();
-        self.ps.waiters.retain_mut(|w| {
-            if w.kind == kind && w.left.remove(name) && w.left.is_empty() {
-                finished.push((w.id, w.flags, w.last.take()));
-                return false;
-            }
-            true
-        });
-        for (id, flags, last) in finished {
-            self.ps_done(id, flags, Ok(last.map_or(Reply::Nil, Reply::Bulk)));
-        }
-    }
-
-    fn ps_confirm_all(&mut self, kind: PsKind) {
-        let names: Vec<Bytes> = self
-            .ps
-            .waiters
-            .iter()
-            .filter(|w| w.kind == kind)
-            .flat_map(|w| w.left.iter().cloned())
-            .collect();
-        for n in names {
-            self.ps_confirm(kind, &n);
-        }
-    }
-
-    fn ps_done(&mut self, id: u32, flags: u8, result: Result<Reply, clustr_engine::Error>) {
-        self.done_push(Completion { id, flags, result });
     }
 
     /// quit(): subscriptions end with the client; callers still waiting hear CLOSED.

@@ -1,0 +1,834 @@
+//! Hostile-server tests (RELIABILITY.md §4): a scripted fake Redis node on 127.0.0.1 answers the
+//! client's handshake (PING) and discovery (CLUSTER SHARDS → unknown subcommand, CLUSTER SLOTS →
+//! all 16384 slots on itself) like a real 7.0 server, then answers one chosen command with
+//! malformed or malicious bytes. Driven through `clustr_io::Client`, each case proves that:
+//!
+//! * the process survives: no panic on the client's io thread (a panic hook counts them);
+//! * the affected request fails with the exact code the client gives — `CONNECTION_LOST` for a
+//!   write on a connection that broke the framing (its outcome is unknown: the server did get
+//!   it), `PROTOCOL` for an untrustworthy MOVED/ASK, `NO_SLOT_MAP` for a topology that is
+//!   refused — within 3 s (RELIABILITY asks for 1 s), and never with a made-up reply;
+//! * after a framing error the client closes that connection (the server sees EOF) instead of
+//!   resynchronising on it, and the next command succeeds on a fresh connection;
+//! * headers that announce huge sizes (`$1073741824`, `*4294967296`) and 100,000-deep nesting are
+//!   refused at once, without allocating in proportion (a counting global allocator records the
+//!   largest single allocation of the whole test binary).
+//!
+//! Reads are retried after a connection loss (SPEC §4), so the hostile commands here are writes
+//! (`SET`), except in the test that proves a read is retried on a fresh connection.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use clustr_engine::request::Target;
+use clustr_engine::resp::{encode_command, encode_reply, Decoder};
+use clustr_engine::topology::NodeAddr;
+use clustr_engine::{Error, ErrorKind, Reply};
+use clustr_io::{Client, Command, Config, Event, Sink};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// RELIABILITY says 1 s; 3 s keeps a loaded 2-core machine from flaking.
+const WITHIN: Duration = Duration::from_secs(3);
+
+// ---------------------------------------------------------------------------------------------
+// Largest single allocation, for the "no allocation in proportion to a header" checks.
+
+struct Counting;
+
+static LARGEST_ALLOC: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(layout.size(), Ordering::Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_ALLOC.fetch_max(new_size, Ordering::Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+// ---------------------------------------------------------------------------------------------
+// Panics on the client's io thread (a panic there would otherwise only show up as a hang).
+
+static IO_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_io_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() == Some("redis-clustr-io") {
+                IO_PANICS.fetch_add(1, Ordering::SeqCst);
+            }
+            default(info)
+        }));
+    });
+}
+
+fn assert_no_io_panic() {
+    assert_eq!(
+        IO_PANICS.load(Ordering::SeqCst),
+        0,
+        "the client's io thread panicked"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fake server
+
+/// What the server does with the next `SET trigger …` / `GET trigger`.
+enum Hostile {
+    /// Write these bytes and keep the connection open (the client must close it if needed).
+    Send(Vec<u8>),
+    /// Write these bytes, then close the connection.
+    SendThenClose(Vec<u8>),
+}
+
+#[derive(Default)]
+struct State {
+    /// The CLUSTER SLOTS answer; None means a valid one mapping every slot to this server.
+    slots: Option<Vec<u8>>,
+    /// Actions for the next commands whose key is `trigger`, in order.
+    hostile: VecDeque<Hostile>,
+    /// Every non-handshake, non-topology command served: (connection index, arguments).
+    log: Vec<(usize, Vec<Vec<u8>>)>,
+    /// Connections the client closed (EOF or a failed write seen by the server).
+    closed_by_client: Vec<usize>,
+    /// Per connection, a way to push unsolicited bytes.
+    inject: Vec<mpsc::UnboundedSender<Vec<u8>>>,
+}
+
+#[derive(Clone)]
+struct Server {
+    port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = Server {
+            port,
+            state: Arc::default(),
+        };
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let idx = {
+                    let mut st = s.state.lock().unwrap();
+                    st.inject.push(mpsc::unbounded_channel().0);
+                    st.inject.len() - 1
+                };
+                tokio::spawn(s.clone().serve(sock, idx));
+            }
+        });
+        server
+    }
+
+    fn st(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    fn script(&self, h: Hostile) {
+        self.st().hostile.push_back(h);
+    }
+
+    fn good_slots(&self) -> Vec<u8> {
+        slots_reply(&[(0, 16383, b"127.0.0.1", self.port as i64)])
+    }
+
+    /// Which connections served a command whose key is `key`, in order.
+    fn served(&self, key: &[u8]) -> Vec<usize> {
+        self.st()
+            .log
+            .iter()
+            .filter(|(_, args)| args.get(1).map(Vec::as_slice) == Some(key))
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    async fn wait_closed_by_client(&self, conn: usize) {
+        let start = Instant::now();
+        while !self.st().closed_by_client.contains(&conn) {
+            assert!(
+                start.elapsed() < WITHIN,
+                "the client kept connection {conn} open after a framing error"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn serve(self, sock: TcpStream, idx: usize) {
+        let (tx, mut injected) = mpsc::unbounded_channel();
+        self.st().inject[idx] = tx;
+        let (mut rd, mut wr) = sock.into_split();
+        let mut dec = Decoder::default();
+        let mut buf = BytesMut::new();
+        let closed = |s: &Server| s.st().closed_by_client.push(idx);
+        loop {
+            tokio::select! {
+                n = rd.read_buf(&mut buf) => {
+                    if !matches!(n, Ok(n) if n > 0) {
+                        return closed(&self);
+                    }
+                    while let Ok(Some(Reply::Array(cmd))) = dec.decode(&mut buf) {
+                        let args: Vec<Vec<u8>> =
+                            cmd.iter().map(|a| a.as_bytes().unwrap_or_default().to_vec()).collect();
+                        let (out, close) = self.respond(idx, args);
+                        if wr.write_all(&out).await.is_err() {
+                            return closed(&self);
+                        }
+                        if close {
+                            return;
+                        }
+                    }
+                }
+                Some(bytes) = injected.recv() => {
+                    if wr.write_all(&bytes).await.is_err() {
+                        return closed(&self);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The answer to one command, and whether to close the connection after it.
+    fn respond(&self, conn: usize, args: Vec<Vec<u8>>) -> (Vec<u8>, bool) {
+        let upper = |i: usize| {
+            args.get(i)
+                .map(|a| a.to_ascii_uppercase())
+                .unwrap_or_default()
+        };
+        match (&upper(0)[..], &upper(1)[..]) {
+            (b"PING", _) => (b"+PONG\r\n".to_vec(), false),
+            (b"AUTH" | b"READONLY", _) => (b"+OK\r\n".to_vec(), false),
+            (b"CLUSTER", b"SHARDS") => (
+                b"-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n".to_vec(),
+                false,
+            ),
+            (b"CLUSTER", b"SLOTS") => {
+                let custom = self.st().slots.clone();
+                (custom.unwrap_or_else(|| self.good_slots()), false)
+            }
+            (cmd, _) => {
+                let mut st = self.st();
+                st.log.push((conn, args.clone()));
+                if args.get(1).map(Vec::as_slice) == Some(b"trigger") {
+                    match st.hostile.pop_front() {
+                        Some(Hostile::Send(b)) => return (b, false),
+                        Some(Hostile::SendThenClose(b)) => return (b, true),
+                        None => {}
+                    }
+                }
+                match cmd {
+                    b"GET" => (b"$5\r\nvalue\r\n".to_vec(), false),
+                    _ => (b"+OK\r\n".to_vec(), false),
+                }
+            }
+        }
+    }
+}
+
+/// A CLUSTER SLOTS reply: one range per (start, end, host, port).
+fn slots_reply(ranges: &[(i64, i64, &[u8], i64)]) -> Vec<u8> {
+    let reply = Reply::Array(
+        ranges
+            .iter()
+            .map(|&(start, end, host, port)| {
+                Reply::Array(vec![
+                    Reply::Int(start),
+                    Reply::Int(end),
+                    Reply::Array(vec![
+                        Reply::Bulk(Bytes::copy_from_slice(host)),
+                        Reply::Int(port),
+                        Reply::Bulk("0123456789abcdef0123456789abcdef01234567".into()),
+                    ]),
+                ])
+            })
+            .collect(),
+    );
+    encoded(&reply)
+}
+
+fn encoded(r: &Reply) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_reply(&mut out, r);
+    out.to_vec()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client side
+
+struct Harness {
+    server: Server,
+    client: Client,
+    sink: Arc<Sink>,
+    events: Vec<Event>,
+    done: HashMap<u32, Result<Reply, Error>>,
+    next_id: u32,
+}
+
+impl Harness {
+    /// A client seeded with the server; waits for its first slot map when `ready`.
+    async fn start(server: &Server, ready: bool) -> Harness {
+        count_io_panics();
+        let sink = Arc::new(Sink::new(Box::new(|| {})));
+        let config = Config {
+            seeds: vec![NodeAddr::new("127.0.0.1", server.port)],
+            connect_timeout_ms: 2_000,
+            ..Config::default()
+        };
+        let client = Client::start(config, sink.clone()).unwrap();
+        let mut h = Harness {
+            server: server.clone(),
+            client,
+            sink,
+            events: Vec::new(),
+            done: HashMap::new(),
+            next_id: 1,
+        };
+        if ready {
+            h.wait_event("Ready", |e| matches!(e, Event::Ready)).await;
+        }
+        h
+    }
+
+    fn pump(&mut self) {
+        let (completions, events) = self.sink.take();
+        for c in completions {
+            assert!(
+                self.done.insert(c.id, c.result).is_none(),
+                "command {} completed twice",
+                c.id
+            );
+        }
+        self.events.extend(events);
+    }
+
+    fn submit(&mut self, args: &[&[u8]], readonly: bool) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut bytes = BytesMut::new();
+        encode_command(&mut bytes, args);
+        let slot = clustr_engine::slot::slot(args.get(1).copied().unwrap_or(b""));
+        self.client.submit(vec![Command {
+            id,
+            flags: 0,
+            target: Target::Slot(slot),
+            readonly,
+            fanout: None,
+            tx: None,
+            bytes: bytes.freeze(),
+        }]);
+        id
+    }
+
+    /// The result of command `id`, which must arrive within `WITHIN`.
+    async fn result(&mut self, id: u32) -> Result<Reply, Error> {
+        let start = Instant::now();
+        loop {
+            self.pump();
+            if let Some(r) = self.done.remove(&id) {
+                return r;
+            }
+            assert!(
+                start.elapsed() < WITHIN,
+                "command {id} not settled within {WITHIN:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn wait_event(&mut self, what: &str, pred: impl Fn(&Event) -> bool) {
+        let start = Instant::now();
+        loop {
+            self.pump();
+            if self.events.iter().any(&pred) {
+                return;
+            }
+            assert!(
+                start.elapsed() < WITHIN,
+                "no {what} event within {WITHIN:?}; events: {:?}",
+                self.events
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Sends `SET key v` and returns its result.
+    async fn set(&mut self, key: &[u8]) -> Result<Reply, Error> {
+        let id = self.submit(&[b"SET", key, b"v"], false);
+        self.result(id).await
+    }
+
+    /// The connection of the last command with key `key` that the server saw.
+    fn last_conn(&self, key: &[u8]) -> usize {
+        *self
+            .server
+            .served(key)
+            .last()
+            .expect("the server saw the command")
+    }
+
+    /// After a broken connection: a new command succeeds, on a connection opened after
+    /// `broken`, and nothing panicked.
+    async fn next_command_succeeds_on_a_fresh_connection(&mut self, broken: usize) {
+        let got = self.set(b"after").await;
+        assert_eq!(got, Ok(Reply::Status("OK".into())), "the next command");
+        let conn = self.last_conn(b"after");
+        assert!(
+            conn > broken,
+            "the next command went over connection {conn}, not a fresh one after {broken}"
+        );
+        assert_no_io_panic();
+    }
+}
+
+fn expect_err(got: Result<Reply, Error>, kind: ErrorKind, what: &str) -> Error {
+    match got {
+        Err(e) if e.kind == kind => e,
+        other => panic!("{what}: expected {} error, got {other:?}", kind.code()),
+    }
+}
+
+/// One framing-error case: the trigger `SET` fails with CONNECTION_LOST naming the protocol
+/// error, quickly; the client closes the connection; the next command succeeds on a new one.
+async fn framing_error_case(name: &str, bytes: Vec<u8>, cause: &str) {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server, true).await;
+    server.script(Hostile::Send(bytes));
+    let started = Instant::now();
+    let got = h.set(b"trigger").await;
+    let took = started.elapsed();
+    let err = expect_err(got, ErrorKind::ConnectionLost, name);
+    assert!(
+        err.message.contains(cause),
+        "{name}: the error should say \"{cause}\": {}",
+        err.message
+    );
+    assert!(took < WITHIN, "{name}: settled after {took:?}");
+    let conn = h.last_conn(b"trigger");
+    server.wait_closed_by_client(conn).await;
+    h.wait_event(
+        "NodeDown naming the cause",
+        |e| matches!(e, Event::NodeDown(_, err) if err.message.contains(cause)),
+    )
+    .await;
+    h.next_command_succeeds_on_a_fresh_connection(conn).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cases
+
+/// §4.1 and §4.12: `&`, NUL, 0xff and the RESP3-only type bytes (RESP2 was negotiated), sent
+/// alone with no line end, or with one.
+#[tokio::test]
+async fn an_unknown_type_byte_fails_the_request_and_replaces_the_connection() {
+    for bytes in [
+        &b"&"[..],
+        b"\x00",
+        b"\xff",
+        b"&x\r\n",
+        b"%4611686018427387904\r\n",
+        b"~3\r\n",
+        b">1\r\n",
+        b"|1\r\n",
+        b"$?\r\n",
+        b"_\r\n",
+    ] {
+        let name = format!("{:?}", bytes.escape_ascii().to_string());
+        let cause = if bytes == b"$?\r\n" {
+            "protocol error: invalid integer"
+        } else {
+            "protocol error: unknown type byte"
+        };
+        framing_error_case(&name, bytes.to_vec(), cause).await;
+    }
+}
+
+/// §4.2: negative lengths other than -1, a length with no digits, spaces or a `+`.
+#[tokio::test]
+async fn an_invalid_length_fails_the_request_and_replaces_the_connection() {
+    for (bytes, cause) in [
+        (
+            &b"$-2\r\n"[..],
+            "protocol error: bulk length -2 out of range",
+        ),
+        (b"*-2\r\n", "protocol error: array length -2 out of range"),
+        (b"$\r\n", "protocol error: invalid integer"),
+        (b"$ 3\r\nabc\r\n", "protocol error: invalid integer"),
+        (b"$+3\r\nabc\r\n", "protocol error: invalid integer"),
+        (b":1 2\r\n", "protocol error: invalid integer"),
+    ] {
+        framing_error_case(&bytes.escape_ascii().to_string(), bytes.to_vec(), cause).await;
+    }
+}
+
+/// §4.3: integers and lengths beyond i64.
+#[tokio::test]
+async fn an_overflowing_integer_fails_the_request_and_replaces_the_connection() {
+    for (bytes, cause) in [
+        (
+            &b":99999999999999999999\r\n"[..],
+            "protocol error: invalid integer",
+        ),
+        (
+            b":9223372036854775808\r\n",
+            "protocol error: integer overflow",
+        ),
+        (
+            b":-9223372036854775809\r\n",
+            "protocol error: integer overflow",
+        ),
+        (
+            b"$99999999999999999999\r\n",
+            "protocol error: invalid integer",
+        ),
+        (
+            b"*9223372036854775808\r\n",
+            "protocol error: integer overflow",
+        ),
+    ] {
+        framing_error_case(&bytes.escape_ascii().to_string(), bytes.to_vec(), cause).await;
+    }
+}
+
+/// §4.4 and §4.5: a bulk header above the 512 MiB limit and an array header above 2^32-1 are
+/// refused at the header (the server sends nothing after it, so waiting for the body would hang)
+/// and nothing in the process allocates in proportion to what they announce.
+#[tokio::test]
+async fn huge_size_headers_are_refused_at_once_without_allocating() {
+    for (bytes, cause) in [
+        (
+            &b"$1073741824\r\n"[..],
+            "bulk length 1073741824 out of range",
+        ),
+        (b"$536870913\r\n", "bulk length 536870913 out of range"),
+        (b"*4294967296\r\n", "array length 4294967296 out of range"),
+        (
+            b"*2\r\n*4294967296\r\n",
+            "array length 4294967296 out of range",
+        ),
+    ] {
+        framing_error_case(&bytes.escape_ascii().to_string(), bytes.to_vec(), cause).await;
+    }
+    let largest = LARGEST_ALLOC.load(Ordering::Relaxed);
+    assert!(
+        largest < 32 << 20,
+        "some allocation in this test binary took {largest} bytes"
+    );
+}
+
+/// §4.6: 100,000 nested one-element arrays are refused at the depth limit (128), with no stack
+/// overflow (which would abort the whole process, not just fail a test).
+#[tokio::test]
+async fn nesting_100000_deep_is_refused_without_a_stack_overflow() {
+    framing_error_case(
+        "100000 x *1",
+        b"*1\r\n".repeat(100_000),
+        "protocol error: nesting too deep",
+    )
+    .await;
+}
+
+/// §4.7: a CR not followed by LF, a bare LF, and a bulk whose payload is not followed by CRLF.
+#[tokio::test]
+async fn broken_line_endings_fail_the_request_and_replace_the_connection() {
+    for (bytes, cause) in [
+        (&b"+OK\rX"[..], "protocol error: CR without LF"),
+        (b"+OK\n", "protocol error: LF without CR"),
+        (
+            b"$2\r\nabXY",
+            "protocol error: bulk string not terminated by CRLF",
+        ),
+    ] {
+        framing_error_case(&bytes.escape_ascii().to_string(), bytes.to_vec(), cause).await;
+    }
+}
+
+/// §4.13: a 1 MiB error line is refused at the 64 KiB line limit, not buffered whole.
+#[tokio::test]
+async fn a_1_mib_error_line_is_refused_at_the_line_limit() {
+    let mut line = b"-ERR ".to_vec();
+    line.resize(1 << 20, b'x');
+    line.extend_from_slice(b"\r\n");
+    framing_error_case("1 MiB -ERR", line, "protocol error: line too long").await;
+}
+
+/// §4.8 (the RESP2 reading): status and error lines are bytes; invalid UTF-8 in them is
+/// delivered as it came, and the connection stays usable.
+#[tokio::test]
+async fn invalid_utf8_in_status_and_error_lines_is_delivered_as_bytes() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server, true).await;
+    server.script(Hostile::Send(b"+\xff\xfe ok\r\n".to_vec()));
+    server.script(Hostile::Send(b"-ERR \xc3\x28 bad\r\n".to_vec()));
+    let got = h.set(b"trigger").await;
+    assert_eq!(got, Ok(Reply::Status(Bytes::from_static(b"\xff\xfe ok"))));
+    let got = h.set(b"trigger").await;
+    assert_eq!(
+        got,
+        Ok(Reply::Error(Bytes::from_static(b"ERR \xc3\x28 bad")))
+    );
+    let got = h.set(b"after").await;
+    assert_eq!(got, Ok(Reply::Status("OK".into())));
+    assert_eq!(
+        server.served(b"after"),
+        vec![0],
+        "same connection, nothing was wrong"
+    );
+    assert_no_io_panic();
+}
+
+/// §4.10: two replies for one request. Both arrive in one segment, so the client sees more
+/// replies than requests on the connection: it must not hand the extra one to anybody, must
+/// drop the connection (reported as a PROTOCOL NodeDown), and must not deliver `+EXTRA`.
+#[tokio::test]
+async fn two_replies_for_one_request_drop_the_connection_and_misdeliver_nothing() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server, true).await;
+    server.script(Hostile::Send(b"+OK\r\n+EXTRA\r\n".to_vec()));
+    let got = h.set(b"trigger").await;
+    match &got {
+        // Normal case: both replies decoded from one read; every request on the connection
+        // fails as one (none half-delivered).
+        Err(e) => assert_eq!(e.kind, ErrorKind::ConnectionLost, "{e:?}"),
+        // Only if the kernel split the 14 bytes: the first reply was the SET's own.
+        Ok(r) => assert_eq!(r, &Reply::Status("OK".into())),
+    }
+    h.wait_event(
+        "NodeDown(PROTOCOL)",
+        |e| matches!(e, Event::NodeDown(_, err) if err.kind == ErrorKind::Protocol),
+    )
+    .await;
+    server.wait_closed_by_client(0).await;
+    h.next_command_succeeds_on_a_fresh_connection(0).await;
+}
+
+/// §4.10: a reply while no request is outstanding (after discovery, the connection is idle).
+#[tokio::test]
+async fn a_reply_before_any_request_drops_the_connection() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server, true).await;
+    assert_eq!(server.st().inject.len(), 1, "one connection so far");
+    server.st().inject[0]
+        .send(b"+SURPRISE\r\n".to_vec())
+        .unwrap();
+    h.wait_event("NodeDown(PROTOCOL)", |e| {
+        matches!(e, Event::NodeDown(_, err) if err.kind == ErrorKind::Protocol
+            && err.message.contains("nobody asked for"))
+    })
+    .await;
+    server.wait_closed_by_client(0).await;
+    h.next_command_succeeds_on_a_fresh_connection(0).await;
+}
+
+/// §4.11: the server closes the connection in the middle of a bulk and of an aggregate; the
+/// partial frame is never delivered and the write fails as outcome-unknown.
+#[tokio::test]
+async fn a_connection_closed_mid_reply_fails_the_request_and_reconnects() {
+    for bytes in [&b"$10\r\nabc"[..], b"*3\r\n:1\r\n$2\r\nx"] {
+        let name = bytes.escape_ascii().to_string();
+        let server = Server::start().await;
+        let mut h = Harness::start(&server, true).await;
+        server.script(Hostile::SendThenClose(bytes.to_vec()));
+        let got = h.set(b"trigger").await;
+        let err = expect_err(got, ErrorKind::ConnectionLost, &name);
+        assert!(
+            err.message.contains("connection closed by the server"),
+            "{name}: {}",
+            err.message
+        );
+        h.next_command_succeeds_on_a_fresh_connection(0).await;
+    }
+}
+
+/// A read hit by a framing error is not failed but retried on a fresh connection (reads are
+/// safe to resend), and gets the good server's answer there.
+#[tokio::test]
+async fn a_read_hit_by_a_framing_error_is_retried_on_a_fresh_connection() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server, true).await;
+    server.script(Hostile::Send(b"&garbage\r\n".to_vec()));
+    let id = h.submit(&[b"GET", b"trigger"], true);
+    let got = h.result(id).await;
+    assert_eq!(got, Ok(Reply::Bulk("value".into())));
+    assert_eq!(
+        server.served(b"trigger"),
+        vec![0, 1],
+        "sent once on the broken connection, once on its replacement"
+    );
+    server.wait_closed_by_client(0).await;
+    assert_no_io_panic();
+}
+
+/// A hostile CLUSTER SLOTS answer for a server listening on `port`.
+fn hostile_slots(name: &str, port: i64) -> Vec<u8> {
+    let node = |host: &str, port: i64| {
+        Reply::Array(vec![Reply::Bulk(host.to_string().into()), Reply::Int(port)])
+    };
+    let one_range = |items: Vec<Reply>| encoded(&Reply::Array(vec![Reply::Array(items)]));
+    let local: &[u8] = b"127.0.0.1";
+    match name {
+        "slot 16384" => slots_reply(&[(0, 16384, local, port)]),
+        "slot -1" => slots_reply(&[(-1, 16383, local, port)]),
+        "start > end" => slots_reply(&[(16383, 0, local, port)]),
+        "overlapping ranges" => slots_reply(&[(0, 16383, local, port), (100, 200, local, port)]),
+        "a gap" => slots_reply(&[(0, 16382, local, port)]),
+        "port 0" => slots_reply(&[(0, 16383, local, 0)]),
+        "port 70000" => slots_reply(&[(0, 16383, local, 70000)]),
+        "port -1" => slots_reply(&[(0, 16383, local, -1)]),
+        "host with CR/LF" => slots_reply(&[(0, 16383, b"127.0.0.1\r\nPING", port)]),
+        "host with NUL" => slots_reply(&[(0, 16383, b"127.0.0.1\0", port)]),
+        "host of 4 KiB" => slots_reply(&[(0, 16383, &[b'h'; 4096], port)]),
+        "an empty array" => b"*0\r\n".to_vec(),
+        "not an array" => b"+OK\r\n".to_vec(),
+        "nil" => b"*-1\r\n".to_vec(),
+        "slot as a string" => one_range(vec![
+            Reply::Bulk("0".into()),
+            Reply::Int(16383),
+            node("127.0.0.1", port),
+        ]),
+        "host as an integer" => one_range(vec![
+            Reply::Int(0),
+            Reply::Int(16383),
+            Reply::Array(vec![Reply::Int(127), Reply::Int(port)]),
+        ]),
+        "no node" => one_range(vec![Reply::Int(0), Reply::Int(16383)]),
+        other => unreachable!("{other}"),
+    }
+}
+
+/// §4.14: hostile CLUSTER SLOTS answers are refused: the client never becomes ready with such
+/// a map, a command fails with NO_SLOT_MAP naming the refusal, and once the server answers
+/// sensibly the client becomes ready and commands succeed.
+#[tokio::test]
+async fn hostile_cluster_slots_answers_are_never_adopted() {
+    for name in [
+        "slot 16384",
+        "slot -1",
+        "start > end",
+        "overlapping ranges",
+        "a gap",
+        "port 0",
+        "port 70000",
+        "port -1",
+        "host with CR/LF",
+        "host with NUL",
+        "host of 4 KiB",
+        "an empty array",
+        "not an array",
+        "nil",
+        "slot as a string",
+        "host as an integer",
+        "no node",
+    ] {
+        let server = Server::start().await;
+        server.st().slots = Some(hostile_slots(name, server.port as i64));
+        let mut h = Harness::start(&server, false).await;
+        let got = h.set(b"k").await;
+        let err = expect_err(got, ErrorKind::NoSlotMap, name);
+        assert!(
+            err.causes.iter().any(|c| c.1 == "BAD_TOPOLOGY"),
+            "{name}: the refusal should be among the causes: {:?}",
+            err.causes
+        );
+        h.pump();
+        assert!(
+            !h.events
+                .iter()
+                .any(|e| matches!(e, Event::Ready | Event::Topology(..))),
+            "{name}: a hostile map was adopted: {:?}",
+            h.events
+        );
+        assert!(
+            server.served(b"k").is_empty(),
+            "{name}: the command was sent somewhere"
+        );
+        // Now the server behaves: a later discovery round adopts its map.
+        server.st().slots = None;
+        h.wait_event("Ready", |e| matches!(e, Event::Ready)).await;
+        let got = h.set(b"k").await;
+        assert_eq!(
+            got,
+            Ok(Reply::Status("OK".into())),
+            "{name}: after recovery"
+        );
+        assert_no_io_panic();
+    }
+}
+
+/// §4.15: MOVED/ASK lines that cannot be trusted fail the command with PROTOCOL (no guess, no
+/// map change, no hop), and a valid `:port` MOVED (7.0's unknown-endpoint form) is followed.
+#[tokio::test]
+async fn malformed_redirections_fail_with_protocol_and_a_valid_one_is_followed() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server, true).await;
+    let p = server.port;
+    let bad = [
+        format!("-MOVED __proto__ 127.0.0.1:{p}\r\n"),
+        format!("-MOVED length 127.0.0.1:{p}\r\n"),
+        format!("-MOVED 16384 127.0.0.1:{p}\r\n"),
+        format!("-MOVED -1 127.0.0.1:{p}\r\n"),
+        format!("-MOVED 1e3 127.0.0.1:{p}\r\n"),
+        "-MOVED 3999 127.0.0.1\r\n".to_string(),
+        "-MOVED 3999 127.0.0.1:\r\n".to_string(),
+        "-MOVED 3999\r\n".to_string(),
+        "-MOVED 3999 127.0.0.1:0\r\n".to_string(),
+        "-MOVED 3999 127.0.0.1:70000\r\n".to_string(),
+        format!("-MOVED 3999 127.0.0.1:{p} extra\r\n"),
+        format!("-ASK __proto__ 127.0.0.1:{p}\r\n"),
+        format!("-ASK 16384 127.0.0.1:{p}\r\n"),
+    ];
+    for line in &bad {
+        server.script(Hostile::Send(line.clone().into_bytes()));
+        let sent_before = server.served(b"trigger").len();
+        let got = h.set(b"trigger").await;
+        let err = expect_err(got, ErrorKind::Protocol, line.trim_end());
+        assert!(
+            err.message.contains("malformed redirection"),
+            "{line:?}: {}",
+            err.message
+        );
+        assert_eq!(
+            server.served(b"trigger").len(),
+            sent_before + 1,
+            "{line:?}: the command must not be resent anywhere"
+        );
+    }
+    // `:port` means "the node that answered": followed, the command runs again there.
+    server.script(Hostile::Send(format!("-MOVED 3999 :{p}\r\n").into_bytes()));
+    let before = server.served(b"trigger").len();
+    let got = h.set(b"trigger").await;
+    assert_eq!(got, Ok(Reply::Status("OK".into())));
+    assert_eq!(
+        server.served(b"trigger").len(),
+        before + 2,
+        "sent, MOVED, sent again"
+    );
+    // A malformed redirection is the peer's fault, not the connection's framing: it stays open.
+    assert_eq!(
+        server.served(b"trigger").iter().max(),
+        Some(&0),
+        "everything on the first connection"
+    );
+    assert_no_io_panic();
+}
