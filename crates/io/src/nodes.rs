@@ -51,6 +51,23 @@ struct Node {
     wake_armed: bool,
 }
 
+impl Node {
+    fn new() -> Self {
+        Node {
+            gen: 0,
+            state: State::Down,
+            out: BytesMut::new(),
+            fifo: VecDeque::new(),
+            flushed: 0,
+            parked: Vec::new(),
+            task: None,
+            failures: 0,
+            retry_at: None,
+            wake_armed: false,
+        }
+    }
+}
+
 /// What the driver must do about requests that were on a connection that failed.
 pub(crate) struct Failed {
     /// Written to the socket: the server may have received them.
@@ -86,18 +103,13 @@ impl Nodes {
     /// Starts connecting to `addr` unless a connection exists or is being made.
     pub fn ensure(&mut self, addr: &NodeAddr) {
         let gen = self.next_gen;
-        let node = self.nodes.entry(addr.clone()).or_insert_with(|| Node {
-            gen: 0,
-            state: State::Down,
-            out: BytesMut::new(),
-            fifo: VecDeque::new(),
-            flushed: 0,
-            parked: Vec::new(),
-            task: None,
-            failures: 0,
-            retry_at: None,
-            wake_armed: false,
-        });
+        // Looked up before inserting: `entry` would clone the address for every command sent.
+        if !self.nodes.contains_key(addr) {
+            self.nodes.insert(addr.clone(), Node::new());
+        }
+        let Some(node) = self.nodes.get_mut(addr) else {
+            return;
+        };
         if let State::Down = node.state {
             if let Some(at) = node.retry_at.filter(|&at| at > Instant::now()) {
                 // Backing off: connect when the timer says so (requests wait parked).
