@@ -72,6 +72,8 @@ const isProbe = process.argv[2] === '--probe';
 const opts = JSON.parse(process.argv[isProbe ? 3 : 2]);
 (isProbe ? probe(opts) : measure(opts)).then(
   (out) => {
+    const total = process.cpuUsage();
+    out.processCpuUs = total.user + total.system; // whole lifetime, for run.js's interference check
     process.stdout.write(`${JSON.stringify(out)}\n`);
     // Some clients keep timers or native threads alive after close; the result is out.
     process.exit(0);

@@ -193,7 +193,7 @@ const glide = {
   label: 'Valkey GLIDE',
   short: 'GLIDE',
   notes: {
-    all: 'GLIDE: `requestTimeout` raised to 30 s and `inflightRequestsLimit` to 200,000 (defaults 250 ms and 1,000 would fail fan-in and flood); batch is a non-atomic `ClusterBatch` (`exec(batch, false)`).',
+    all: 'GLIDE: `requestTimeout` raised to 30 s and `inflightRequestsLimit` to 200,000 (defaults 250 ms and 1,000 would fail fan-in and flood); batch is a non-atomic `ClusterBatch` (`exec(batch, true)`).',
   },
   async connect(seeds) {
     const { GlideClusterClient, ClusterBatch } = require('@valkey/valkey-glide');

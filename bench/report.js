@@ -152,6 +152,7 @@ function chartSvg(medians, rat, scenarios, clients, subtitle) {
     out.push(`<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#333">${v.toFixed(2)}×</text>`);
   }
   out.push(`<line x1="${left}" x2="${W - right}" y1="${y(1).toFixed(1)}" y2="${y(1).toFixed(1)}" stroke="#333" stroke-dasharray="4 3"/>`);
+  out.push(`<text x="${W - right - 2}" y="${(y(1) - 4).toFixed(1)}" text-anchor="end" fill="#333" font-size="10">best peer</text>`);
   const groupW = plotW / scenarios.length;
   const barW = Math.min(18, (groupW - 16) / clients.length);
   scenarios.forEach((s, gi) => {

@@ -4,7 +4,7 @@
 // 3-master / 3-replica cluster. See bench/README.md for the method.
 //
 //   npm run bench                      (from the package root)
-//   node bench/run.js [--reps 3] [--scale 1] [--clients a,b] [--scenarios a,b] [--addon FILE]
+//   node bench/run.js [--reps 5] [--scale 1] [--clients a,b] [--scenarios a,b] [--addon FILE]
 //
 // Our client always runs the RELEASE addon: a path given with --addon or
 // NAPI_RS_NATIVE_LIBRARY_PATH, else one built with `scripts/build.js --output-dir` into a cache
@@ -27,7 +27,7 @@ const CHILD_TIMEOUT_MS = 180000;
 // Arguments
 
 function parseArgs(argv) {
-  const o = { reps: 3, scale: 1, clients: null, scenarios: null, addon: null, write: true };
+  const o = { reps: 5, scale: 1, clients: null, scenarios: null, addon: null, write: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -137,6 +137,16 @@ function ensureAddon(opts) {
 // ---------------------------------------------------------------------------------------------
 // Children
 
+// GLIDE leaves its per-process IPC socket (glide-socket-<pid>-<uuid>.sock) in the temp dir.
+function removeGlideSockets(pid) {
+  const dir = os.tmpdir();
+  try {
+    for (const f of fs.readdirSync(dir)) if (f.startsWith(`glide-socket-${pid}-`)) fs.rmSync(path.join(dir, f), { force: true });
+  } catch {
+    // nothing to tidy
+  }
+}
+
 function runChild(args, env) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--expose-gc', path.join(BENCH, 'child.js'), ...args], {
@@ -154,6 +164,7 @@ function runChild(args, env) {
     }, CHILD_TIMEOUT_MS);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      removeGlideSockets(child.pid);
       let result = null;
       if (code === 0) {
         try {
@@ -184,6 +195,37 @@ async function preload(seeds, count, key, valueOf) {
   await c.quit();
 }
 
+// CPU time (µs) of the whole machine and of given pids, from /proc (Linux only; null elsewhere).
+// Used to tell how much CPU something other than this run used while a client was measured.
+const TICK_US = 1e6 / 100; // USER_HZ
+function machineBusyUs() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    return (f[0] + f[1] + f[2] + f[5] + f[6]) * TICK_US;
+  } catch {
+    return null;
+  }
+}
+function pidsCpuUs(pids) {
+  let sum = 0;
+  for (const pid of pids) {
+    try {
+      const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+      sum += (Number(f[11]) + Number(f[12])) * TICK_US; // utime stime
+    } catch {
+      // gone
+    }
+  }
+  return sum;
+}
+
+function gitHead() {
+  const r = spawnSync('git', ['describe', '--always', '--dirty'], { cwd: ROOT, encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : null;
+}
+
 function machine() {
   const cpus = os.cpus();
   return { cpu: cpus[0] ? cpus[0].model.trim() : 'unknown', cores: cpus.length, memGiB: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}` };
@@ -193,7 +235,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const started = Date.now();
   const loadBefore = os.loadavg();
-  if (loadBefore[0] > 0.5) {
+  if (loadBefore[0] > 1) {
     console.log(`bench: WARNING: load average is ${loadBefore.map((x) => x.toFixed(2)).join(' ')} before the run; other work on this machine skews every number.`);
   }
   ensureDeps();
@@ -227,9 +269,12 @@ async function main() {
   const cluster = await startCluster({ masters: 3, replicas: 1 });
   const unavailable = {};
   const results = [];
+  let serverPids = [];
+  let busyWarnings = 0;
   let redisVersion = null;
   try {
     const seeds = cluster.seeds.map((s) => ({ host: s.host, port: s.port }));
+    serverPids = cluster.nodes.map((n) => n.pid);
     try {
       redisVersion = (/redis_version:(\S+)/.exec(await cluster.command(seeds[0].port, 'INFO', 'server')) || [])[1] || null;
     } catch {
@@ -268,15 +313,28 @@ async function main() {
         for (const c of order) {
           n++;
           const args = JSON.stringify({ client: c.id, scenario: s.id, seeds, scale: opts.scale, seed: 0x9e3779b9 ^ (rep * 7919 + 1) });
+          const busy0 = machineBusyUs();
+          const servers0 = pidsCpuUs(serverPids);
+          const self0 = process.cpuUsage();
+          const t0 = Date.now();
           const r = await runChild([args], env);
           if (!r.ok) throw new Error(`${c.label} failed in ${s.title} (rep ${rep + 1}):\n${r.stderr || `exit ${r.code} ${r.signal || ''}`}`);
           r.result.rep = rep + 1;
+          if (busy0 != null) {
+            // CPU used by anything but this run (its servers, the child, this process) while the
+            // child ran, as a share of the machine: other work skews the numbers.
+            const selfCpu = process.cpuUsage(self0);
+            const other = machineBusyUs() - busy0 - (pidsCpuUs(serverPids) - servers0) - r.result.processCpuUs - selfCpu.user - selfCpu.system;
+            r.result.otherCpuPct = Math.max(0, (100 * other) / ((Date.now() - t0) * 1000 * os.cpus().length));
+            if (r.result.otherCpuPct > 10) busyWarnings++;
+          }
           results.push(r.result);
           const x = r.result;
           console.log(
             `  [${String(n).padStart(3)}/${total}] rep ${rep + 1} ${s.title.padEnd(7)} ${c.label.padEnd(27)} ${Math.round(x.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s` +
               `  ${x.cpuUsPerOp.toFixed(2).padStart(7)} µs CPU/op  ${x.peakRssMiB.toFixed(0).padStart(5)} MiB` +
-              (x.p50Us != null ? `  p50 ${x.p50Us.toFixed(1)} µs p99 ${x.p99Us.toFixed(1)} µs` : '')
+              (x.p50Us != null ? `  p50 ${x.p50Us.toFixed(1)} µs p99 ${x.p99Us.toFixed(1)} µs` : '') +
+              (x.otherCpuPct > 10 ? `  (other work used ${x.otherCpuPct.toFixed(0)} % of the machine)` : '')
           );
         }
       }
@@ -292,6 +350,14 @@ async function main() {
   for (const [id, why] of Object.entries(unavailable)) footnotes.push(`${id}: not measured, unavailable on this machine (${why}).`);
   footnotes.push('CPU is process.cpuUsage() over the measured part, which counts every thread of the client process: our io thread, GLIDE\'s Rust runtime, libuv\'s threads.');
   footnotes.push('Counted ops: batch = commands (100 per batch), mget = keys (100 per MGET), big = SETs + GETs, fan-in and flood = GETs.');
+  const otherPct = results.map((r) => r.otherCpuPct).filter((x) => x != null);
+  if (otherPct.length) {
+    const mean = otherPct.reduce((a, b) => a + b, 0) / otherPct.length;
+    footnotes.push(
+      `Other work on the machine during the measurements (CPU not used by this run's client, servers or runner): ${mean.toFixed(1)} % of the machine on average` +
+        (busyWarnings ? `; above 10 % in ${busyWarnings} of ${otherPct.length} measurements, whose numbers are skewed.` : '.')
+    );
+  }
   const legend =
     `Columns: **ours** = redis-clustr-native ${versionOf(ROOT)} (release addon) · redis-clustr = ${versions['redis-clustr']} · ` +
     `ioredis ${versions.ioredis} · ioredis AP = the same with \`enableAutoPipelining\` · node-redis = redis ${versions.redis} \`createCluster\`` +
@@ -311,6 +377,7 @@ async function main() {
       redis: redisVersion,
       versions,
       addon: addon.file,
+      commit: gitHead(),
       reps: opts.reps,
       scale: opts.scale,
       scenarios: scenarios.map(({ id, title, what, count, warmup, size, inflight, unit }) => ({ id, title, what, count, warmup, size, inflight, unit })),

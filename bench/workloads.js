@@ -11,14 +11,14 @@ const key = (i) => `bench:k:${i}`;
 // value back).
 const valueOf = (i) => `val-${i}-`.padEnd(32, '.');
 
-// Default op counts, chosen so the whole run (6 clients x 7 scenarios x 3 reps, each in its own
-// process) stays well under 10 minutes on a 2-core machine. `scale` multiplies them.
+// Default op counts, chosen so the whole run (6 clients x 7 scenarios x 5 reps, each in its own
+// process) stays under about 8 minutes on a 2-core machine. `scale` multiplies them.
 const SCENARIOS = [
   {
     id: 'seq',
     title: 'seq',
     what: 'one GET at a time',
-    count: 20000,
+    count: 12000,
     warmup: 2000,
     unit: 'GET',
   },
@@ -26,7 +26,7 @@ const SCENARIOS = [
     id: 'conc',
     title: 'conc',
     what: '512 in flight, 50/50 GET/SET over 100,000 keys',
-    count: 200000,
+    count: 120000,
     warmup: 20000,
     inflight: 512,
     unit: 'command',
@@ -35,7 +35,7 @@ const SCENARIOS = [
     id: 'batch',
     title: 'batch',
     what: 'batches of 100 mixed commands (GET/SET/EXISTS) across slots, 4 batches in flight',
-    count: 2000, // batches
+    count: 1200, // batches
     warmup: 200,
     size: 100,
     inflight: 4,
@@ -45,7 +45,7 @@ const SCENARIOS = [
     id: 'mget',
     title: 'mget',
     what: 'MGET of 100 keys across slots, 4 in flight',
-    count: 1000, // MGETs
+    count: 600, // MGETs
     warmup: 100,
     size: 100,
     inflight: 4,
@@ -55,7 +55,7 @@ const SCENARIOS = [
     id: 'big',
     title: 'big',
     what: '1 MiB SET then GET of it, 16 in flight',
-    count: 1600, // commands (half SET, half GET)
+    count: 960, // commands (half SET, half GET)
     warmup: 64,
     inflight: 16,
     unit: 'command',
@@ -63,8 +63,8 @@ const SCENARIOS = [
   {
     id: 'fanin',
     title: 'fan-in',
-    what: '10,000 concurrent callers each doing one GET (10 rounds)',
-    count: 10, // rounds
+    what: '10,000 concurrent callers each doing one GET (6 rounds)',
+    count: 6, // rounds
     warmup: 1,
     size: 10000,
     unit: 'GET',
