@@ -155,7 +155,18 @@ async function blackHole() {
   };
 }
 
-module.exports = { RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis, blackHole };
+/** Rejects with a clear message when `promise` does not settle within `ms`. */
+function within(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+module.exports = { within, RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis, blackHole };
 
 // ---- pub/sub (appended for pubsub.test.js and pubsub-failover.test.js) ----
 

@@ -43,16 +43,7 @@ async function askingGet(port, k) {
   return value;
 }
 
-/** Rejects with a clear message when `promise` does not settle within `ms`. */
-function within(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+const { within } = h;
 
 test('a client reading and writing a slot while it migrates follows ASK, retries TRYAGAIN and patches its map once on MOVED', async () => {
   const c = await h.cluster();

@@ -51,16 +51,7 @@ function sortedSubs(subs) {
   };
 }
 
-/** Rejects with a clear message when `promise` does not settle within `ms`. */
-function within(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+const { within } = h;
 
 /** Calls a subscription method with a callback and resolves with its `lastName` (10 s deadline). */
 function sub(client, method, ...args) {
