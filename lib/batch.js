@@ -25,18 +25,24 @@ class Batch {
     return this;
   }
 
+  // Empties the queue for exec; an empty batch calls back (null, []) asynchronously, as
+  // redis-clustr's did, and leaves nothing to send.
+  _take(cb) {
+    const queue = this.queue;
+    this.queue = [];
+    const done = typeof cb === 'function' ? cb : null;
+    if (queue.length > 0) return { queue, done };
+    if (done) process.nextTick(done, null, []);
+    return { queue: null, done };
+  }
+
   send_command(name, args, cb) {
     return this._add(String(name).toLowerCase(), [Array.isArray(args) ? args : [], cb]);
   }
 
   exec(cb) {
-    const queue = this.queue;
-    this.queue = [];
-    const done = typeof cb === 'function' ? cb : null;
-    if (queue.length === 0) {
-      if (done) process.nextTick(done, null, []);
-      return this;
-    }
+    const { queue, done } = this._take(cb);
+    if (!queue) return this;
     const replies = new Array(queue.length);
     let errors = null;
     let left = queue.length;
@@ -79,13 +85,8 @@ class Batch {
 // replies with an Error in place of each command that failed while running.
 class Transaction extends Batch {
   exec(cb) {
-    const queue = this.queue;
-    this.queue = [];
-    const done = typeof cb === 'function' ? cb : null;
-    if (queue.length === 0) {
-      if (done) process.nextTick(done, null, []);
-      return this;
-    }
+    const { queue, done } = this._take(cb);
+    if (!queue) return this;
     this._cluster._queueTx(queue, (err, replies) => {
       if (!err && Array.isArray(replies)) {
         queue.forEach((c, i) => {
