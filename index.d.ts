@@ -154,6 +154,13 @@ declare class RedisClustr extends EventEmitter {
   sunsubscribe(...args: any[]): this;
   publish(channel: RedisClustr.Arg, message: RedisClustr.Arg, cb?: RedisClustr.Callback<number>): this;
   publishAsync(channel: RedisClustr.Arg, message: RedisClustr.Arg): Promise<number>;
+  /** Cluster-wide SCAN: every key present throughout, exactly once, even while slots move. */
+  scanIterator(options?: { match?: string; count?: number; type?: string }): AsyncIterableIterator<string | Buffer>;
+  scanEach(
+    options: { match?: string; count?: number; type?: string },
+    onKeys: (keys: (string | Buffer)[]) => void,
+    done?: (err: RedisClustr.RedisError | null) => void
+  ): void;
   getSlots(cb: RedisClustr.Callback<RedisClustr.NodeHandle[][]>): void;
   selectClient(key: RedisClustr.Arg, conf?: { readOnly?: boolean }): RedisClustr.NodeHandle | undefined;
   getRandomConnection(exclude?: string[], forceSlaves?: boolean): RedisClustr.NodeHandle | undefined;

@@ -14,6 +14,7 @@ const { NodeHandle } = require('./lib/node');
 const { dispatch, runCallbacks } = require('./lib/dispatch');
 const { Batch, Transaction, addCommands } = require('./lib/batch');
 const compat = require('./lib/compat');
+const { scanIterator, scanEach } = require('./lib/scan');
 
 const COMMANDS = commandNames();
 // Methods the class defines itself: a command of the same name must not replace them.
@@ -516,12 +517,15 @@ for (const name of COMMANDS) {
 
 addCommands(COMMANDS, RESERVED);
 compat.install(RedisClustr.prototype);
+for (const [name, fn] of Object.entries({ scanIterator, scanEach })) {
+  Object.defineProperty(RedisClustr.prototype, name, { value: fn, writable: true, configurable: true });
+}
 
 // Promise twins, the bluebird.promisifyAll convention: getAsync(...) resolves with the reply.
 for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
   const fn = RedisClustr.prototype[name];
   if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || name.endsWith('Async')) continue;
-  if (['waitFor', 'stats', 'batch', 'multi', 'transaction', 'selectClient', 'getRandomConnection', 'getClient'].includes(name)) continue;
+  if (['waitFor', 'stats', 'batch', 'multi', 'transaction', 'selectClient', 'getRandomConnection', 'getClient', 'scanIterator', 'scanEach'].includes(name)) continue;
   Object.defineProperty(RedisClustr.prototype, `${name}Async`, {
     value: function (...args) {
       return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));
