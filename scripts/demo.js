@@ -125,6 +125,28 @@ async function main(ctx) {
   say(`  del(foo, bar, nobody) -> ${deleted} (counts summed over the parts)`);
   check(deleted === 2, 'cross-slot del sums the counts');
 
+  // 7b. Pub/sub: the subscribing client keeps running commands; messages arrive as events.
+  step('Pub/sub: a channel, a pattern and a shard channel');
+  const pub = (ctx.pub = new RedisClustr({ servers: [{ host: '127.0.0.1', port: seedPort }] }));
+  const heard = [];
+  redis.on('message', (ch, m) => heard.push(`message ${ch}: ${m}`));
+  redis.on('pmessage', (p, ch, m) => heard.push(`pmessage ${p} ${ch}: ${m}`));
+  redis.on('smessage', (ch, m) => heard.push(`smessage ${ch}: ${m}`));
+  await redis.subscribeAsync('news');
+  await redis.psubscribeAsync('news.*');
+  await redis.ssubscribeAsync('orders:{42}');
+  await pub.publishAsync('news', 'hello');
+  await pub.publishAsync('news.eu', 'bonjour');
+  await pub.spublishAsync('orders:{42}', 'order 42 shipped');
+  const heardBy = Date.now() + 5000;
+  while (heard.length < 3 && Date.now() < heardBy) await new Promise((r) => setTimeout(r, 10));
+  for (const line of heard) say(`  ${line}`);
+  say(`  (while subscribed, the same client still answers get: ${JSON.stringify(await redis.getAsync('key'))})`);
+  check(heard.length === 3, 'every published message arrived, once each');
+  await redis.unsubscribeAsync();
+  await redis.punsubscribeAsync();
+  await redis.sunsubscribeAsync();
+
   // 8. A live slot migration, followed transparently.
   step('A live slot migration while the client keeps reading and writing');
   const K = 250; // > 100, so migrateSlot moves the keys in 3 MIGRATE batches
@@ -190,6 +212,7 @@ async function main(ctx) {
       clearTimeout(timer);
       if (q !== 'OK') console.error(`demo: client quit did not complete cleanly (${q && q.message ? q.message : q})`);
     }
+    if (ctx.pub) await ctx.pub.quitAsync().catch(() => {});
     if (ctx.cluster) await ctx.cluster.stop().catch((e) => console.error(`demo: stopping the cluster failed: ${e.message}`));
   }
   const stopped = ctx.cluster ? '; client quit, cluster stopped' : '';
