@@ -159,6 +159,11 @@ function trackSubscriptions(subs, name, args) {
   }
 }
 
+// The error for arguments that throw when merely inspected; says nothing of their content.
+function unreadable(name) {
+  return clientError('INVALID_ARG', `invalid arguments for ${name.toUpperCase()}: they could not be read; nothing was sent`, name);
+}
+
 // A limit option: a positive number, or 0/undefined for none.
 function positive(v, name) {
   if (v === undefined || v === null || v === 0) return 0;
@@ -245,14 +250,28 @@ class RedisClustr extends EventEmitter {
   }
 
   _call(name, argsLike) {
-    const { args, cb } = name === 'hmset' || name === 'hset' ? normalizeHash(argsLike) : normalize(argsLike);
+    let shaped;
+    try {
+      shaped = name === 'hmset' || name === 'hset' ? normalizeHash(argsLike) : normalize(argsLike);
+    } catch (e) {
+      // A hostile argument (a revoked Proxy, a throwing getter) could not even be looked at.
+      const last = argsLike[argsLike.length - 1];
+      this._fail(unreadable(name), typeof last === 'function' ? last : undefined);
+      return this;
+    }
+    const { args, cb } = shaped;
     if (SUBSCRIPTION[name] && !this.quitting) trackSubscriptions(this.subscriptions, name, args);
     return this._queue(name, args, cb, null);
   }
 
   _queue(name, args, cb, node) {
     if (cb !== undefined && typeof cb !== 'function') cb = undefined;
-    const hasBuffer = check(name, args);
+    let hasBuffer;
+    try {
+      hasBuffer = check(name, args);
+    } catch (e) {
+      hasBuffer = unreadable(name);
+    }
     if (hasBuffer instanceof Error) {
       this._fail(hasBuffer, cb);
       return this;
