@@ -17,24 +17,23 @@
 //! Reads are retried after a connection loss (SPEC §4), so the hostile commands here are writes
 //! (`SET`), except in the test that proves a read is retried on a fresh connection.
 
+mod common;
+
+use common::{assert_no_io_panic, encoded, expect_err, WITHIN};
+
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use clustr_engine::request::Target;
-use clustr_engine::resp::{encode_command, encode_reply, Decoder};
-use clustr_engine::topology::NodeAddr;
+use clustr_engine::resp::Decoder;
 use clustr_engine::{Error, ErrorKind, Reply};
-use clustr_io::{Client, Command, Config, Event, Sink};
+use clustr_io::Event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-
-/// RELIABILITY says 1 s; 3 s keeps a loaded 2-core machine from flaking.
-const WITHIN: Duration = Duration::from_secs(3);
 
 // ---------------------------------------------------------------------------------------------
 // Largest single allocation, for the "no allocation in proportion to a header" checks.
@@ -63,32 +62,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
-
-// ---------------------------------------------------------------------------------------------
-// Panics on the client's io thread (a panic there would otherwise only show up as a hang).
-
-static IO_PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn count_io_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() == Some("redis-clustr-io") {
-                IO_PANICS.fetch_add(1, Ordering::SeqCst);
-            }
-            default(info)
-        }));
-    });
-}
-
-fn assert_no_io_panic() {
-    assert_eq!(
-        IO_PANICS.load(Ordering::SeqCst),
-        0,
-        "the client's io thread panicked"
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // The fake server
@@ -268,115 +241,40 @@ fn slots_reply(ranges: &[(i64, i64, &[u8], i64)]) -> Vec<u8> {
     encoded(&reply)
 }
 
-fn encoded(r: &Reply) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    encode_reply(&mut out, r);
-    out.to_vec()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The client side
 
+/// The shared client harness plus the server it talks to (to ask which connection served what).
 struct Harness {
+    h: common::Harness,
     server: Server,
-    client: Client,
-    sink: Arc<Sink>,
-    events: Vec<Event>,
-    done: HashMap<u32, Result<Reply, Error>>,
-    next_id: u32,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = common::Harness;
+    fn deref(&self) -> &common::Harness {
+        &self.h
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut common::Harness {
+        &mut self.h
+    }
 }
 
 impl Harness {
     /// A client seeded with the server; waits for its first slot map when `ready`.
     async fn start(server: &Server, ready: bool) -> Harness {
-        count_io_panics();
-        let sink = Arc::new(Sink::new(Box::new(|| {})));
-        let config = Config {
-            seeds: vec![NodeAddr::new("127.0.0.1", server.port)],
-            connect_timeout_ms: 2_000,
-            ..Config::default()
-        };
-        let client = Client::start(config, sink.clone()).unwrap();
-        let mut h = Harness {
+        Harness {
+            h: common::Harness::start(server.port, ready).await,
             server: server.clone(),
-            client,
-            sink,
-            events: Vec::new(),
-            done: HashMap::new(),
-            next_id: 1,
-        };
-        if ready {
-            h.wait_event("Ready", |e| matches!(e, Event::Ready)).await;
-        }
-        h
-    }
-
-    fn pump(&mut self) {
-        let (completions, events) = self.sink.take();
-        for c in completions {
-            assert!(
-                self.done.insert(c.id, c.result).is_none(),
-                "command {} completed twice",
-                c.id
-            );
-        }
-        self.events.extend(events);
-    }
-
-    fn submit(&mut self, args: &[&[u8]], readonly: bool) -> u32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut bytes = BytesMut::new();
-        encode_command(&mut bytes, args);
-        let slot = clustr_engine::slot::slot(args.get(1).copied().unwrap_or(b""));
-        self.client.submit(vec![Command {
-            id,
-            flags: 0,
-            target: Target::Slot(slot),
-            readonly,
-            fanout: None,
-            tx: None,
-            bytes: bytes.freeze(),
-        }]);
-        id
-    }
-
-    /// The result of command `id`, which must arrive within `WITHIN`.
-    async fn result(&mut self, id: u32) -> Result<Reply, Error> {
-        let start = Instant::now();
-        loop {
-            self.pump();
-            if let Some(r) = self.done.remove(&id) {
-                return r;
-            }
-            assert!(
-                start.elapsed() < WITHIN,
-                "command {id} not settled within {WITHIN:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    async fn wait_event(&mut self, what: &str, pred: impl Fn(&Event) -> bool) {
-        let start = Instant::now();
-        loop {
-            self.pump();
-            if self.events.iter().any(&pred) {
-                return;
-            }
-            assert!(
-                start.elapsed() < WITHIN,
-                "no {what} event within {WITHIN:?}; events: {:?}",
-                self.events
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
     /// Sends `SET key v` and returns its result.
     async fn set(&mut self, key: &[u8]) -> Result<Reply, Error> {
-        let id = self.submit(&[b"SET", key, b"v"], false);
-        self.result(id).await
+        self.run(&[b"SET", key, b"v"], false).await
     }
 
     /// The connection of the last command with key `key` that the server saw.
@@ -402,13 +300,6 @@ impl Harness {
     }
 }
 
-fn expect_err(got: Result<Reply, Error>, kind: ErrorKind, what: &str) -> Error {
-    match got {
-        Err(e) if e.kind == kind => e,
-        other => panic!("{what}: expected {} error, got {other:?}", kind.code()),
-    }
-}
-
 /// One framing-error case: the trigger `SET` fails with CONNECTION_LOST naming the protocol
 /// error, quickly; the client closes the connection; the next command succeeds on a new one.
 async fn framing_error_case(name: &str, bytes: Vec<u8>, cause: &str) {
@@ -418,7 +309,7 @@ async fn framing_error_case(name: &str, bytes: Vec<u8>, cause: &str) {
     let started = Instant::now();
     let got = h.set(b"trigger").await;
     let took = started.elapsed();
-    let err = expect_err(got, ErrorKind::ConnectionLost, name);
+    let err = expect_err(got, ErrorKind::ConnectionLost.code(), name);
     assert!(
         err.message.contains(cause),
         "{name}: the error should say \"{cause}\": {}",
@@ -651,7 +542,7 @@ async fn a_connection_closed_mid_reply_fails_the_request_and_reconnects() {
         let mut h = Harness::start(&server, true).await;
         server.script(Hostile::SendThenClose(bytes.to_vec()));
         let got = h.set(b"trigger").await;
-        let err = expect_err(got, ErrorKind::ConnectionLost, &name);
+        let err = expect_err(got, ErrorKind::ConnectionLost.code(), &name);
         assert!(
             err.message.contains("connection closed by the server"),
             "{name}: {}",
@@ -745,7 +636,7 @@ async fn hostile_cluster_slots_answers_are_never_adopted() {
         server.st().slots = Some(hostile_slots(name, server.port as i64));
         let mut h = Harness::start(&server, false).await;
         let got = h.set(b"k").await;
-        let err = expect_err(got, ErrorKind::NoSlotMap, name);
+        let err = expect_err(got, ErrorKind::NoSlotMap.code(), name);
         assert!(
             err.causes.iter().any(|c| c.1 == "BAD_TOPOLOGY"),
             "{name}: the refusal should be among the causes: {:?}",
@@ -802,7 +693,7 @@ async fn malformed_redirections_fail_with_protocol_and_a_valid_one_is_followed()
         server.script(Hostile::Send(line.clone().into_bytes()));
         let sent_before = server.served(b"trigger").len();
         let got = h.set(b"trigger").await;
-        let err = expect_err(got, ErrorKind::Protocol, line.trim_end());
+        let err = expect_err(got, ErrorKind::Protocol.code(), line.trim_end());
         assert!(
             err.message.contains("malformed redirection"),
             "{line:?}: {}",

@@ -21,58 +21,29 @@
 //! "Exactly once" is counted over every connection the server accepted, after a later probe
 //! command has completed on the same node and the longest retry backoff (250 ms) has passed.
 //!
-//! The fake server is a trimmed copy of the one in `hostile_server.rs`: that one scripts
-//! malformed replies, this one scripts connection drops (per connection and per key), and the
-//! two share little beyond the handshake answers.
+//! The client side comes from `common/`; the fake server is this suite's own: `hostile_server.rs`
+//! scripts malformed replies, this one scripts connection drops (per connection and per key).
+
+mod common;
+
+use common::{assert_no_io_panic, encoded, expect_err, WITHIN};
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use clustr_engine::request::Target;
-use clustr_engine::resp::{encode_command, encode_reply, Decoder};
-use clustr_engine::topology::NodeAddr;
-use clustr_engine::{Error, Reply};
-use clustr_io::{Client, Command, Config, Event, Sink};
+use clustr_engine::resp::Decoder;
+use clustr_engine::Reply;
+use clustr_io::Event;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
-/// Every wait in these tests ends within this (the brief allows 5 s).
-const WITHIN: Duration = Duration::from_secs(3);
-
 /// Longer than the engine's largest retry delay (250 ms) plus jitter and a reconnect backoff:
 /// a resend, if the client were going to make one, would have arrived by then.
 const QUIET: Duration = Duration::from_millis(400);
-
-// ---------------------------------------------------------------------------------------------
-// Panics on the client's io thread (a panic there would otherwise only show up as a hang).
-
-static IO_PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn count_io_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if std::thread::current().name() == Some("redis-clustr-io") {
-                IO_PANICS.fetch_add(1, Ordering::SeqCst);
-            }
-            default(info)
-        }));
-    });
-}
-
-fn assert_no_io_panic() {
-    assert_eq!(
-        IO_PANICS.load(Ordering::SeqCst),
-        0,
-        "the client's io thread panicked"
-    );
-}
 
 // ---------------------------------------------------------------------------------------------
 // The fake server
@@ -300,110 +271,29 @@ impl Server {
     }
 }
 
-fn encoded(r: &Reply) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    encode_reply(&mut out, r);
-    out.to_vec()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The client side
 
-struct Harness {
-    client: Client,
-    sink: Arc<Sink>,
-    events: Vec<Event>,
-    done: HashMap<u32, Result<Reply, Error>>,
-    next_id: u32,
+/// The shared client harness, with what these tests add to it.
+struct Harness(common::Harness);
+
+impl std::ops::Deref for Harness {
+    type Target = common::Harness;
+    fn deref(&self) -> &common::Harness {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut common::Harness {
+        &mut self.0
+    }
 }
 
 impl Harness {
     /// A client seeded with the server, once it has adopted its first slot map.
     async fn start(server: &Server) -> Harness {
-        count_io_panics();
-        let sink = Arc::new(Sink::new(Box::new(|| {})));
-        let config = Config {
-            seeds: vec![NodeAddr::new("127.0.0.1", server.port)],
-            connect_timeout_ms: 2_000,
-            ..Config::default()
-        };
-        let client = Client::start(config, sink.clone()).unwrap();
-        let mut h = Harness {
-            client,
-            sink,
-            events: Vec::new(),
-            done: HashMap::new(),
-            next_id: 1,
-        };
-        h.wait_event("Ready", |e| matches!(e, Event::Ready)).await;
-        h
-    }
-
-    fn pump(&mut self) {
-        let (completions, events) = self.sink.take();
-        for c in completions {
-            assert!(
-                self.done.insert(c.id, c.result).is_none(),
-                "command {} completed twice",
-                c.id
-            );
-        }
-        self.events.extend(events);
-    }
-
-    fn submit(&mut self, args: &[&[u8]], readonly: bool) -> u32 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let mut bytes = BytesMut::new();
-        encode_command(&mut bytes, args);
-        let slot = clustr_engine::slot::slot(args.get(1).copied().unwrap_or(b""));
-        self.client.submit(vec![Command {
-            id,
-            flags: 0,
-            target: Target::Slot(slot),
-            readonly,
-            fanout: None,
-            tx: None,
-            bytes: bytes.freeze(),
-        }]);
-        id
-    }
-
-    /// The result of command `id`, which must arrive within `WITHIN`.
-    async fn result(&mut self, id: u32) -> Result<Reply, Error> {
-        let start = Instant::now();
-        loop {
-            self.pump();
-            if let Some(r) = self.done.remove(&id) {
-                return r;
-            }
-            assert!(
-                start.elapsed() < WITHIN,
-                "command {id} not settled within {WITHIN:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    async fn run(&mut self, args: &[&[u8]], readonly: bool) -> Result<Reply, Error> {
-        let id = self.submit(args, readonly);
-        self.result(id).await
-    }
-
-    async fn wait_event(&mut self, what: &str, pred: impl Fn(&Event) -> bool) {
-        let start = Instant::now();
-        loop {
-            self.pump();
-            if self.events.iter().any(&pred) {
-                return;
-            }
-            assert!(
-                start.elapsed() < WITHIN,
-                "no {what} event within {WITHIN:?}; events: {:?}",
-                self.events
-            );
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        Harness(common::Harness::start(server.port, true).await)
     }
 
     /// The driver's retry counter. The request goes through the same channel as `submit`, so
@@ -422,13 +312,6 @@ impl Harness {
         self.pump();
         assert!(self.done.is_empty(), "stray completions: {:?}", self.done);
         assert_no_io_panic();
-    }
-}
-
-fn expect_err(got: Result<Reply, Error>, code: &str, what: &str) -> Error {
-    match got {
-        Err(e) if e.kind.code() == code => e,
-        other => panic!("{what}: expected a {code} error, got {other:?}"),
     }
 }
 
