@@ -55,17 +55,19 @@ pub fn node_for_slot(
 /// A master chosen at random among those serving slots, for keyless commands. (A master whose
 /// slots all moved away by MOVED patches stays in the map until the next refresh.)
 pub fn random_master(map: &SlotMap, rand: u32) -> Option<&NodeAddr> {
-    let serving: Vec<&NodeAddr> = map
-        .shards()
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| map.slot_count(*i) > 0)
-        .map(|(_, s)| &s.master)
-        .collect();
-    if serving.is_empty() {
+    // Two passes instead of collecting: this runs for every keyless command.
+    let serving = |(i, _): &(usize, &crate::topology::Shard)| map.slot_count(*i) > 0;
+    let n = map.shards().iter().enumerate().filter(serving).count();
+    if n == 0 {
         return None;
     }
-    Some(serving[rand as usize % serving.len()])
+    let pick = rand as usize % n;
+    map.shards()
+        .iter()
+        .enumerate()
+        .filter(serving)
+        .nth(pick)
+        .map(|(_, s)| &s.master)
 }
 
 #[cfg(test)]
