@@ -44,9 +44,27 @@ function count(line) {
   if (m) totals[m[1] === 'pass' ? 'passed' : 'failed'] += Number(m[2]);
 }
 
+// The newest modification time under `p` (a file or a directory tree), skipping target/.
+function newest(p) {
+  const st = fs.statSync(p, { throwIfNoEntry: false });
+  if (!st) return 0;
+  if (!st.isDirectory()) return st.mtimeMs;
+  return fs.readdirSync(p).reduce((m, f) => (f === 'target' ? m : Math.max(m, newest(path.join(p, f)))), st.mtimeMs);
+}
+
+// No addon, or Rust sources changed since it was built: the node suites must not test a stale
+// binary (a debug build from `npm run build:debug` counts as fresh if it is newer).
+function addonIsStale() {
+  const addons = fs.readdirSync(root).filter((f) => f.endsWith('.node'));
+  if (addons.length === 0) return true;
+  const built = Math.max(...addons.map((f) => fs.statSync(path.join(root, f)).mtimeMs));
+  const sources = ['Cargo.toml', 'Cargo.lock', 'build.rs', 'src', 'crates'].map((f) => newest(path.join(root, f)));
+  return Math.max(...sources) > built;
+}
+
 async function main() {
   ensureRedis();
-  if (!fs.readdirSync(root).some((f) => f.endsWith('.node'))) {
+  if (addonIsStale()) {
     const b = spawnSync(process.execPath, [path.join(__dirname, 'build.js')], { cwd: root, stdio: 'inherit' });
     if (b.status !== 0) throw new Error('the native build failed');
   }
