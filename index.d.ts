@@ -76,6 +76,8 @@ declare namespace RedisClustr {
     maxInFlight?: number;
     /** Encoded bytes of commands awaiting a reply; beyond it QUEUE_FULL at the call. */
     maxQueueBytes?: number;
+    /** Where to dial an announced address: a table keyed "host:port", or a function (null: as announced). */
+    natMap?: { [announced: string]: { host: string; port: number } } | ((announced: string) => { host: string; port: number } | null | undefined);
   }
 
   interface NodeHandle {

@@ -8,6 +8,7 @@ const { EventEmitter } = require('events');
 const util = require('util');
 const { NativeCluster, commandNames, keySlot } = require('./binding.js');
 const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
+const { natOptions } = require('./lib/natmap');
 const { normalize, normalizeHash, check } = require('./lib/args');
 const { clientError, fromNative } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
@@ -37,9 +38,9 @@ function redactedConfig(config) {
 
 // napi reports the native side's option checks (e.g. a TLS PEM that does not parse) with code
 // 'InvalidArg'; callers get SPEC §3's INVALID_ARG like for the checks made here.
-function createNative(options, wake) {
+function createNative(options, wake, natFn) {
   try {
-    return new NativeCluster(options, wake);
+    return new NativeCluster(options, wake, natFn);
   } catch (e) {
     if (e && e.code === 'InvalidArg') throw clientError('INVALID_ARG', e.message);
     throw e;
@@ -108,7 +109,6 @@ function nativeOptions(config) {
   // would read and write the wrong keys.
   for (const [name, present] of [
     ['redisOptions.prefix', ro.prefix !== undefined && ro.prefix !== null && ro.prefix !== ''],
-    ['natMap', config.natMap !== undefined && config.natMap !== null],
   ]) {
     if (present) throw clientError('INVALID_ARG', `${name} is not supported yet by redis-clustr-native`);
   }
@@ -134,6 +134,7 @@ function nativeOptions(config) {
     retryBudget: num(config.retryBudget, 'retryBudget'),
     commandTimeout: num(config.commandTimeout, 'commandTimeout'),
     tls: tlsOptions(ro.tls),
+    natMap: natOptions(config.natMap).entries,
   };
 }
 
@@ -220,7 +221,7 @@ class RedisClustr extends EventEmitter {
       _ended: { value: false, writable: true },
     });
     Object.defineProperty(this, '_native', {
-      value: createNative(options, () => this._wake()),
+      value: createNative(options, () => this._wake(), natOptions(config.natMap).fn),
     });
   }
 

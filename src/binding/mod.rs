@@ -21,6 +21,10 @@ use splits::Splits;
 /// A JS function the io thread calls (with no arguments) when replies or events are waiting.
 type Wake = ThreadsafeFunction<(), (), (), Status, false>;
 
+/// natMap as a function, wrapped by the shim: `"host:port"` → `{host, port}` or null. Weak: it
+/// must not keep the process alive by itself.
+type NatFn = ThreadsafeFunction<String, Option<options::Seed>, String, Status, false, true>;
+
 #[napi]
 pub struct NativeCluster {
     client: Client,
@@ -33,8 +37,11 @@ pub struct NativeCluster {
 impl NativeCluster {
     /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return.
     #[napi(constructor)]
-    pub fn new(options: Options, wake: Wake) -> napi::Result<Self> {
-        let config = options.into_config()?;
+    pub fn new(options: Options, wake: Wake, nat: Option<NatFn>) -> napi::Result<Self> {
+        let mut config = options.into_config()?;
+        if let Some(f) = nat {
+            config.nat_map.resolver = Some(options::nat_resolver(f));
+        }
         let sink = Arc::new(Sink::new(Box::new(move || {
             wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         })));

@@ -41,6 +41,15 @@ impl TlsOptions {
     }
 }
 
+/// One natMap entry: the address the cluster announces → the address to dial.
+#[napi(object)]
+pub struct NatEntry {
+    pub from_host: String,
+    pub from_port: u32,
+    pub host: String,
+    pub port: u32,
+}
+
 /// The options the shim has already normalised from redis-clustr's config.
 #[napi(object)]
 pub struct Options {
@@ -57,6 +66,7 @@ pub struct Options {
     pub retry_budget: Option<f64>,
     pub command_timeout: Option<f64>,
     pub tls: Option<TlsOptions>,
+    pub nat_map: Option<Vec<NatEntry>>,
 }
 
 fn invalid(msg: &str) -> napi::Error {
@@ -81,6 +91,16 @@ impl Options {
                 .ok_or_else(|| invalid("slaves must be 'never', 'share' or 'always'"))?,
         };
         let tls = self.tls.map(TlsOptions::into_config).transpose()?;
+        let port = |p: u32| u16::try_from(p).ok().filter(|&p| p > 0);
+        let mut nat_map = clustr_io::NatMap::default();
+        for e in self.nat_map.unwrap_or_default() {
+            let (Some(fp), Some(tp)) = (port(e.from_port), port(e.port)) else {
+                return Err(invalid("natMap ports must be between 1 and 65535"));
+            };
+            nat_map
+                .table
+                .insert(NodeAddr::new(e.from_host, fp), NodeAddr::new(e.host, tp));
+        }
         let defaults = RetryPolicy::default();
         let ms = |v: Option<f64>| v.filter(|v| v.is_finite() && *v >= 0.0).map(|v| v as u64);
         Ok(Config {
@@ -101,6 +121,36 @@ impl Options {
             wait_ms: ms(self.wait),
             command_timeout_ms: ms(self.command_timeout).filter(|&t| t > 0),
             tls,
+            nat_map,
         })
     }
+}
+
+/// Turns the shim's natMap function into the io layer's resolver: one call on the JS thread per
+/// new connection, awaited by that connection's task only.
+pub fn nat_resolver(
+    f: napi::threadsafe_function::ThreadsafeFunction<
+        String,
+        Option<Seed>,
+        String,
+        napi::Status,
+        false,
+        true,
+    >,
+) -> clustr_io::NatResolver {
+    let f = std::sync::Arc::new(f);
+    std::sync::Arc::new(move |addr: &NodeAddr| {
+        let (f, key) = (f.clone(), addr.to_string());
+        Box::pin(async move {
+            match f.call_async_catch(key).await {
+                Ok(None) => Ok(None),
+                Ok(Some(s)) => match u16::try_from(s.port).ok().filter(|&p| p > 0) {
+                    Some(p) if !s.host.is_empty() => Ok(Some(NodeAddr::new(s.host, p))),
+                    _ => Err("the natMap function must return {host, port} or null".to_string()),
+                },
+                // The shim's wrapper already turned a throw into a message naming natMap.
+                Err(e) => Err(e.reason.chars().take(300).collect()),
+            }
+        })
+    })
 }

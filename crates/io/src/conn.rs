@@ -60,6 +60,8 @@ pub(crate) struct Handshake {
     pub connect_timeout: Duration,
     /// Set when the caller configured TLS: then every connection uses it.
     pub tls: Option<Tls>,
+    /// natMap: where to dial each announced address (see `Config::nat_map`).
+    pub nat: crate::NatMap,
 }
 
 /// Starts a connection task; returns its handle so quit can stop it.
@@ -99,13 +101,24 @@ pub(crate) fn spawn(
 
 async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (ErrorKind, String)> {
     let refused = |e: String| (ErrorKind::ConnectionRefused, e);
-    let target = (addr.host.as_str(), addr.port);
+    // Messages name the announced address (what the slot map and node handles show) and, when
+    // natMap rewrote it, the address actually dialled.
+    let mapped = match tokio::time::timeout(hs.connect_timeout, hs.nat.dial(addr)).await {
+        Ok(Ok(m)) => m,
+        Ok(Err(e)) => return Err((ErrorKind::InvalidArg, format!("natMap for {addr}: {e}"))),
+        Err(_) => return Err(refused(format!("natMap gave no answer for {addr} in time"))),
+    };
+    let (dial, via) = match &mapped {
+        Some(to) => (to, format!(" (natMap: dialled {to})")),
+        None => (addr, String::new()),
+    };
+    let target = (dial.host.as_str(), dial.port);
     let stream = match tokio::time::timeout(hs.connect_timeout, TcpStream::connect(target)).await {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(refused(format!("connect to {addr} failed: {e}"))),
+        Ok(Err(e)) => return Err(refused(format!("connect to {addr}{via} failed: {e}"))),
         Err(_) => {
             return Err(refused(format!(
-                "connect to {addr} timed out after {} ms",
+                "connect to {addr}{via} timed out after {} ms",
                 hs.connect_timeout.as_millis()
             )))
         }
@@ -123,7 +136,9 @@ async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (E
             (Box::new(rd), Box::new(wr))
         }
         Some(tls) => {
-            let connecting = tls.connect(stream, &addr.host);
+            // The certificate must match the host actually dialled (the public name behind
+            // the NAT), unless `servername` overrides it.
+            let connecting = tls.connect(stream, &dial.host);
             let stream = match tokio::time::timeout(hs.connect_timeout, connecting).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {

@@ -90,6 +90,7 @@ pub(crate) async fn run(
         readonly: cfg.retry.replicas != clustr_engine::route::ReplicaPolicy::Never,
         connect_timeout: Duration::from_millis(cfg.connect_timeout_ms),
         tls: cfg.tls.as_ref().map(crate::tls::Tls::new),
+        nat: cfg.nat_map.clone(),
     };
     let periodic = Duration::from_millis(cfg.slot_interval_ms.unwrap_or(10_000).max(100));
     let mut d = Driver {

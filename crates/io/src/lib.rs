@@ -53,6 +53,49 @@ pub struct Config {
     /// TLS for every connection (seeds, discovered nodes, subscribers); None is plaintext. Also
     /// makes topology use the nodes' announced TLS ports.
     pub tls: Option<TlsConfig>,
+    /// natMap: the address to dial for an address the cluster announces (NAT, Docker, k8s).
+    /// Node identity stays the announced address (slot map, MOVED, node handles); only the
+    /// connect target changes, so one map serves command and subscriber connections alike.
+    pub nat_map: NatMap,
+}
+
+/// What a natMap resolver answers for an announced address: where to dial, `None` to dial the
+/// announced address itself, or an error message (the caller's function threw or answered
+/// something that is not an address).
+pub type NatFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<NodeAddr>, String>> + Send>>;
+
+/// natMap given as a function: asked once per new connection, on the io thread's behalf.
+pub type NatResolver = Arc<dyn Fn(&NodeAddr) -> NatFuture + Send + Sync>;
+
+/// Announced address → address to dial: a fixed table, or a resolver consulted for addresses
+/// the table lacks. Empty: dial what the cluster announces.
+#[derive(Clone, Default)]
+pub struct NatMap {
+    pub table: std::collections::HashMap<NodeAddr, NodeAddr>,
+    pub resolver: Option<NatResolver>,
+}
+
+impl NatMap {
+    /// Where to dial `addr`: Ok(None) means the announced address itself.
+    pub(crate) async fn dial(&self, addr: &NodeAddr) -> Result<Option<NodeAddr>, String> {
+        if let Some(to) = self.table.get(addr) {
+            return Ok(Some(to.clone()));
+        }
+        match &self.resolver {
+            Some(f) => f(addr).await,
+            None => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for NatMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatMap")
+            .field("table", &self.table)
+            .field("resolver", &self.resolver.is_some())
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +112,7 @@ impl std::fmt::Debug for Config {
             .field("wait_ms", &self.wait_ms)
             .field("command_timeout_ms", &self.command_timeout_ms)
             .field("tls", &self.tls)
+            .field("nat_map", &self.nat_map)
             .finish()
     }
 }
@@ -87,6 +131,7 @@ impl Default for Config {
             wait_ms: None,
             command_timeout_ms: None,
             tls: None,
+            nat_map: NatMap::default(),
         }
     }
 }
