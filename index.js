@@ -9,6 +9,7 @@ const util = require('util');
 const { NativeCluster, commandNames, keySlot } = require('./binding.js');
 const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
 const { natOptions } = require('./lib/natmap');
+const { watch, addSessionCommands } = require('./lib/watch');
 const { normalize, normalizeHash, check } = require('./lib/args');
 const { clientError, fromNative } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
@@ -265,7 +266,7 @@ class RedisClustr extends EventEmitter {
     return this._queue(name, args, cb, null);
   }
 
-  _queue(name, args, cb, node) {
+  _queue(name, args, cb, node, session) {
     if (cb !== undefined && typeof cb !== 'function') cb = undefined;
     let hasBuffer;
     try {
@@ -277,12 +278,12 @@ class RedisClustr extends EventEmitter {
       this._fail(hasBuffer, cb);
       return this;
     }
-    return this._enqueue(name, args, cb, hasBuffer, node, null);
+    return this._enqueue(name, args, cb, hasBuffer, node, null, session);
   }
 
   // Admits one command (or a transaction, `tx` = its commands): the limits are checked here, at
   // the call, so a caller over them learns it at once and nothing is queued.
-  _enqueue(name, args, cb, hasBuffer, node, tx) {
+  _enqueue(name, args, cb, hasBuffer, node, tx, session) {
     let refusal = null;
     if (this.quitting) {
       refusal = clientError('CLOSED', `${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args);
@@ -302,8 +303,8 @@ class RedisClustr extends EventEmitter {
     this._nextId = id >= 0x7fffffff ? 1 : id + 1;
     const start = this._enc.pos;
     try {
-      if (tx) this._enc.pushTx(id, flags, tx);
-      else this._enc.push(id, flags, node, name, args);
+      if (tx) this._enc.pushTx(id, flags, tx, session);
+      else this._enc.push(id, flags, node, name, args, session);
     } catch (e) {
       // Too large to encode (a string beyond what a Buffer can hold): this command fails alone.
       this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb);
@@ -312,11 +313,21 @@ class RedisClustr extends EventEmitter {
     const bytes = this._enc.pos - start;
     this._queuedBytes += bytes;
     this._pending.set(id, { name, args, cb, bytes });
+    this._scheduleFlush();
+    return this;
+  }
+
+  _scheduleFlush() {
     if (!this._flushScheduled) {
       this._flushScheduled = true;
       process.nextTick(flush, this);
     }
-    return this;
+  }
+
+  // Ends WATCH session `session` after whatever was queued for it (see lib/watch.js).
+  _endSession(session) {
+    this._enc.pushEnd(session);
+    this._scheduleFlush();
   }
 
   _fail(err, cb) {
@@ -474,14 +485,14 @@ class RedisClustr extends EventEmitter {
     return new Transaction(this, commands);
   }
 
-  _queueTx(queue, cb) {
+  _queueTx(queue, cb, session) {
     let hasBuffer = false;
     for (const c of queue) {
       const checked = check(c.name, c.args);
       if (checked instanceof Error) return this._fail(checked, cb);
       hasBuffer = hasBuffer || checked;
     }
-    return this._enqueue('exec', [], cb, hasBuffer, null, queue);
+    return this._enqueue('exec', [], cb, hasBuffer, null, queue, session);
   }
 
 
@@ -515,6 +526,8 @@ class RedisClustr extends EventEmitter {
 
 
 
+for (const m of ['watch', 'WATCH']) Object.defineProperty(RedisClustr.prototype, m, { value: watch, writable: true, configurable: true });
+addSessionCommands(COMMANDS, RESERVED);
 for (const name of COMMANDS) {
   for (const method of [name, name.toUpperCase()]) {
     if (RESERVED.has(name) || Object.prototype.hasOwnProperty.call(RedisClustr.prototype, method)) continue;

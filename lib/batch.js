@@ -87,7 +87,7 @@ class Transaction extends Batch {
   exec(cb) {
     const { queue, done } = this._take(cb);
     if (!queue) return this;
-    this._cluster._queueTx(queue, (err, replies) => {
+    this._submit(queue, (err, replies) => {
       if (!err && Array.isArray(replies)) {
         queue.forEach((c, i) => {
           if (!c.cb) return;
@@ -105,6 +105,11 @@ class Transaction extends Batch {
 
   execAsync() {
     return new Promise((resolve, reject) => this.exec((err, replies) => (err ? reject(err) : resolve(replies))));
+  }
+
+  // Where the block goes: the shared pipeline here; a WATCH session's connection in lib/watch.js.
+  _submit(queue, cb) {
+    this._cluster._queueTx(queue, cb);
   }
 }
 

@@ -6,6 +6,7 @@
 const FLAG_BUFFERS = 1;
 const FLAG_NODE = 2;
 const FLAG_TX = 4;
+const FLAG_SESSION = 8;
 
 class Encoder {
   constructor() {
@@ -26,10 +27,11 @@ class Encoder {
   // `args` are already validated strings or Buffers; `name` is the command name.
   // All or nothing: if an argument cannot be written (RangeError on a huge string), the record
   // is rolled back so the batch stays well-formed.
-  push(id, flags, node, name, args) {
+  // `session` (optional): the WATCH session the command belongs to.
+  push(id, flags, node, name, args, session) {
     const start = this.pos;
     try {
-      this.record(id, flags, node, name, args);
+      this.record(id, flags, node, name, args, session);
     } catch (e) {
       this.pos = start;
       throw e;
@@ -37,12 +39,13 @@ class Encoder {
     this.count++;
   }
 
-  record(id, flags, node, name, args) {
-    this.ensure(9);
+  record(id, flags, node, name, args, session) {
+    this.ensure(13);
     const b = this.buf;
     b.writeUInt32LE(id, this.pos);
     b[this.pos + 4] = flags | (node ? FLAG_NODE : 0);
     this.pos += 5;
+    if (session !== undefined) this.session(session);
     if (node) this.string(node);
     this.ensure(4);
     this.buf.writeUInt32LE(args.length + 1, this.pos);
@@ -56,14 +59,16 @@ class Encoder {
   }
 
   // A transaction as one record: FLAG_TX, then the commands (see src/binding/submit.rs).
-  pushTx(id, flags, commands) {
+  pushTx(id, flags, commands, session) {
     const start = this.pos;
     try {
-      this.ensure(9);
+      this.ensure(13);
       this.buf.writeUInt32LE(id, this.pos);
       this.buf[this.pos + 4] = flags | FLAG_TX;
-      this.buf.writeUInt32LE(commands.length, this.pos + 5);
-      this.pos += 9;
+      this.pos += 5;
+      if (session !== undefined) this.session(session);
+      this.buf.writeUInt32LE(commands.length, this.pos);
+      this.pos += 4;
       for (const { name, args } of commands) {
         this.ensure(4);
         this.buf.writeUInt32LE(args.length + 1, this.pos);
@@ -79,6 +84,25 @@ class Encoder {
       throw e;
     }
     this.count++;
+  }
+
+  // Ends a WATCH session: a session record with no command (nothing answers it).
+  pushEnd(session) {
+    this.ensure(13);
+    this.buf.writeUInt32LE(0, this.pos);
+    this.buf[this.pos + 4] = 0;
+    this.pos += 5;
+    this.session(session);
+    this.buf.writeUInt32LE(0, this.pos);
+    this.pos += 4;
+    this.count++;
+  }
+
+  // Marks the record begun at pos - 5 as a session's and writes the session id.
+  session(id) {
+    this.buf[this.pos - 1] |= FLAG_SESSION;
+    this.buf.writeUInt32LE(id, this.pos);
+    this.pos += 4;
   }
 
   string(s) {

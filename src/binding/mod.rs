@@ -67,6 +67,9 @@ impl NativeCluster {
         if !parsed.pubsub.is_empty() {
             self.client.pubsub(parsed.pubsub);
         }
+        if !parsed.sessions.is_empty() {
+            self.client.session(parsed.sessions);
+        }
         if !parsed.commands.is_empty() {
             self.client.submit(parsed.commands);
         }

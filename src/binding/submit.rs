@@ -2,8 +2,9 @@
 //! a slot, and encoded as RESP. This runs on the JS thread inside the one native call per tick.
 //!
 //! Batch format (little-endian), one record per command:
-//! `id: u32 | flags: u8 | [len: u32 | "host:port" when flags has FLAG_NODE] | argc: u32 |
-//! argc × (len: u32 | bytes)`; args[0] is the command name.
+//! `id: u32 | flags: u8 | [session: u32 when flags has FLAG_SESSION] | [len: u32 | "host:port"
+//! when flags has FLAG_NODE] | argc: u32 | argc × (len: u32 | bytes)`; args[0] is the command
+//! name. A FLAG_SESSION record with argc 0 ends that WATCH session.
 
 use bytes::BytesMut;
 use clustr_engine::command::CommandSpec;
@@ -14,7 +15,7 @@ use clustr_engine::resp::encode_command;
 use clustr_engine::split;
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::{command, Error, ErrorKind, Reply};
-use clustr_io::{Command, Completion, PsKind, PubSubOp, TxBytes};
+use clustr_io::{Command, Completion, PsKind, PubSubOp, SessionOp, TxBytes};
 
 use super::splits::Splits;
 
@@ -24,8 +25,14 @@ const CONNECTION_STATE: &[(&str, &str)] = &[
     ("multi", "use batch() / multi() from the client instead"),
     ("exec", "use batch() / multi() from the client instead"),
     ("discard", "use batch() / multi() from the client instead"),
-    ("watch", "transactions with WATCH are not built yet"),
-    ("unwatch", "transactions with WATCH are not built yet"),
+    (
+        "watch",
+        "use client.watch(keys, cb), which gives the transaction a connection of its own",
+    ),
+    (
+        "unwatch",
+        "call unwatch() on the session client.watch() gave you",
+    ),
     ("select", "Redis Cluster only has database 0"),
     ("monitor", "MONITOR would take over a shared connection"),
     ("hello", "the client negotiates the protocol itself"),
@@ -68,6 +75,7 @@ impl<'a> Cursor<'a> {
 pub struct Parsed {
     pub commands: Vec<Command>,
     pub pubsub: Vec<PubSubOp>,
+    pub sessions: Vec<SessionOp>,
     pub rejected: Vec<Completion>,
 }
 
@@ -77,6 +85,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
     let Parsed {
         commands,
         pubsub,
+        sessions,
         rejected,
     } = &mut parsed;
     let mut out = BytesMut::with_capacity(batch.len() + batch.len() / 2);
@@ -86,10 +95,28 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
         let (Some(id), Some(flags)) = (c.u32(), c.u8()) else {
             break;
         };
+        let session = if flags & FLAG_SESSION != 0 {
+            match c.u32() {
+                Some(s) => Some(s),
+                None => break,
+            }
+        } else {
+            None
+        };
         if flags & FLAG_TX != 0 {
             match read_tx(&mut c) {
                 Some(cmds) => match transaction(&cmds, &mut out) {
-                    Ok(cmd) => commands.push(Command { id, flags, ..cmd }),
+                    Ok(cmd) => match session {
+                        Some(session) => sessions.push(SessionOp::Cmd {
+                            session,
+                            id,
+                            flags,
+                            target: cmd.target,
+                            replies: cmd.tx.map_or(1, |t| t.replies),
+                            bytes: cmd.bytes,
+                        }),
+                        None => commands.push(Command { id, flags, ..cmd }),
+                    },
                     Err(reply) => rejected.push(Completion {
                         id,
                         flags,
@@ -109,6 +136,10 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             None
         };
         let Some(argc) = c.u32() else { break };
+        if let (Some(session), 0) = (session, argc) {
+            sessions.push(SessionOp::End { session });
+            continue;
+        }
         args.clear();
         for _ in 0..argc {
             match c.u32().and_then(|n| c.bytes(n as usize)) {
@@ -119,7 +150,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
         if let Some(kind) = args
             .first()
             .and_then(|n| PsKind::parse(n))
-            .filter(|_| node.is_none())
+            .filter(|_| node.is_none() && session.is_none())
         {
             match subscription(kind, &args) {
                 Ok(names) => pubsub.push(PubSubOp {
@@ -136,7 +167,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             }
             continue;
         }
-        let prepared = prepare(&args).and_then(|p| match node {
+        let prepared = prepare(&args, session.is_some()).and_then(|p| match node {
             Some(n) => Ok(Prepared {
                 target: Target::Node(parse_addr(n)?),
                 cross_slot: false,
@@ -166,6 +197,19 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
                 continue;
             }
         };
+        if let Some(session) = session {
+            // Pinned to the session's connection: never split or fanned out.
+            encode_command(&mut out, &args);
+            sessions.push(SessionOp::Cmd {
+                session,
+                id,
+                flags,
+                target: p.target,
+                bytes: out.split().freeze(),
+                replies: 1,
+            });
+            continue;
+        }
         // Keys over several slots, in a command that keeps its meaning when split.
         if let Some(plan) = p.cross_slot.then(|| split::plan(&args)).flatten() {
             let ids = splits.add(id, flags, &plan);
@@ -225,6 +269,8 @@ fn subscription(kind: PsKind, args: &[&[u8]]) -> Result<Vec<bytes::Bytes>, Reply
 const FLAG_NODE: u8 = 2;
 /// Flag bit: the record is a transaction: `ncmds: u32 | ncmds × (argc: u32 | args)`.
 const FLAG_TX: u8 = 4;
+/// Flag bit: the record belongs to a WATCH session (its own connection).
+const FLAG_SESSION: u8 = 8;
 
 fn read_tx<'a>(c: &mut Cursor<'a>) -> Option<Vec<Vec<&'a [u8]>>> {
     let n = c.u32()?;
@@ -246,7 +292,8 @@ fn read_tx<'a>(c: &mut Cursor<'a>) -> Option<Vec<Vec<&'a [u8]>>> {
 fn transaction(cmds: &[Vec<&[u8]>], out: &mut BytesMut) -> Result<Command, Reply> {
     let mut slot = None;
     for args in cmds {
-        let p = prepare(args).map_err(|e| Reply::Error(format!("ERR {}", e.message).into()))?;
+        let p =
+            prepare(args, false).map_err(|e| Reply::Error(format!("ERR {}", e.message).into()))?;
         if let Some(name) = args.first() {
             if PsKind::parse(name).is_some() {
                 return Err(Reply::Error(
@@ -305,13 +352,16 @@ struct Prepared {
     fanout: Option<Aggregate>,
 }
 
-fn prepare(args: &[&[u8]]) -> Result<Prepared, Error> {
+/// `session`: the command runs on a WATCH session's own connection, where WATCH and UNWATCH
+/// are what the connection is for.
+fn prepare(args: &[&[u8]], session: bool) -> Result<Prepared, Error> {
     let Some(name) = args.first() else {
         return Err(Error::new(ErrorKind::InvalidArg, "empty command"));
     };
+    let watching = |n: &str| session && (n == "watch" || n == "unwatch");
     if let Some((_, why)) = CONNECTION_STATE
         .iter()
-        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name))
+        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name) && !watching(n))
     {
         return Err(Error::new(
             ErrorKind::InvalidArg,

@@ -17,6 +17,7 @@ use crate::conn::Handshake;
 use crate::nodes::{Nodes, Ticket};
 use crate::pubsub::PubSub;
 use crate::refresh::{Query, Refresh};
+use crate::session::Sessions;
 use crate::timers::TimerKind;
 use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats, TxBytes};
 
@@ -66,6 +67,7 @@ pub(crate) struct Driver {
     pub(crate) deadlines: VecDeque<(u64, Ticket)>,
     pub refresh: Refresh,
     pub(crate) ps: PubSub,
+    pub(crate) sessions: Sessions,
     done: Vec<Completion>,
     pub events: Vec<Event>,
     started: Instant,
@@ -107,6 +109,7 @@ pub(crate) async fn run(
         deadlines: VecDeque::new(),
         refresh: Refresh::default(),
         ps: PubSub::default(),
+        sessions: Sessions::default(),
         done: Vec::new(),
         events: Vec::new(),
         started: Instant::now(),
@@ -138,8 +141,10 @@ pub(crate) async fn run(
     // Anything submitted after the end was decided still gets an answer.
     rx.close();
     while let Ok(msg) = rx.try_recv() {
-        if let Msg::Submit(cmds) = msg {
-            d.submit(cmds);
+        match msg {
+            Msg::Submit(cmds) => d.submit(cmds),
+            Msg::Session(ops) => d.session_ops(ops),
+            _ => {}
         }
     }
     d.flush();
@@ -158,6 +163,7 @@ impl Driver {
         match msg {
             Msg::Submit(cmds) => self.submit(cmds),
             Msg::PubSub(ops) => self.pubsub(ops),
+            Msg::Session(ops) => self.session_ops(ops),
             Msg::Quit => self.quit(),
             Msg::Stats(reply) => {
                 let _ = reply.send(self.stats);
@@ -400,8 +406,26 @@ impl Driver {
         self.complete(key, Err(err));
     }
 
+    pub fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// A caller's command that is not an entry (a WATCH session's) started.
+    pub(crate) fn client_started(&mut self) {
+        self.clients += 1;
+    }
+
+    /// A caller's command that is not an entry was answered: quit may be waiting for it.
+    pub(crate) fn client_done(&mut self) {
+        self.clients -= 1;
+        if self.closing && self.clients == 0 {
+            self.shutdown();
+        }
+    }
+
     /// Fails every command waiting for a first slot map.
     pub fn fail_awaiting(&mut self, err: &Error) {
+        self.sessions_fail_awaiting(err);
         while let Some(t) = self.awaiting_map.pop_front() {
             if self.entry(t).is_some() {
                 self.fail(t.0, err.clone());
@@ -411,6 +435,7 @@ impl Driver {
 
     /// A new map was adopted: send what was waiting for one.
     pub fn release_awaiting(&mut self) {
+        self.sessions_release();
         let waiting: Vec<Ticket> = self.awaiting_map.drain(..).collect();
         for t in waiting {
             if self.entry(t).is_some() {
@@ -464,6 +489,7 @@ impl Driver {
         }
         self.stopped = true;
         self.nodes.close_all();
+        self.sessions_close_all();
         self.ps_shutdown();
         self.events.push(Event::End);
     }

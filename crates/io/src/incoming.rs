@@ -36,6 +36,9 @@ impl Driver {
             | ConnEvent::Closed { gen, .. }
             | ConnEvent::Replies { gen, .. } => *gen,
         };
+        if crate::session::Sessions::owns(gen) {
+            return self.session_conn_event(ev);
+        }
         if self.ps.owns(gen) {
             return match ev {
                 ConnEvent::Connected { writer, .. } => self.ps_connected(gen, writer),

@@ -14,6 +14,7 @@ mod nodes;
 mod pubsub;
 mod pubsub_frames;
 mod refresh;
+mod session;
 mod sink;
 mod timers;
 mod tls;
@@ -28,6 +29,7 @@ use clustr_engine::{Error, ErrorKind};
 use tokio::sync::mpsc;
 
 pub use pubsub::{PsKind, PubSubOp};
+pub use session::SessionOp;
 pub use sink::{Completion, Event, Sink};
 pub use tls::TlsConfig;
 
@@ -172,6 +174,7 @@ pub struct Stats {
 pub(crate) enum Msg {
     Submit(Vec<Command>),
     PubSub(Vec<PubSubOp>),
+    Session(Vec<SessionOp>),
     Quit,
     Stats(std::sync::mpsc::Sender<Stats>),
     Conn(conn::ConnEvent),
@@ -232,6 +235,24 @@ impl Client {
                     id: o.id,
                     flags: o.flags,
                     result: Err(closed_error()),
+                })
+                .collect();
+            self.sink.push(closed, Vec::new());
+        }
+    }
+
+    /// WATCH-session commands and ends; after quit the commands fail with CLOSED.
+    pub fn session(&self, ops: Vec<SessionOp>) {
+        if let Err(mpsc::error::SendError(Msg::Session(ops))) = self.tx.send(Msg::Session(ops)) {
+            let closed = ops
+                .into_iter()
+                .filter_map(|o| match o {
+                    SessionOp::Cmd { id, flags, .. } => Some(Completion {
+                        id,
+                        flags,
+                        result: Err(closed_error()),
+                    }),
+                    SessionOp::End { .. } => None,
                 })
                 .collect();
             self.sink.push(closed, Vec::new());

@@ -29,6 +29,10 @@ pub(crate) enum TimerKind {
     Deadlines,
     /// Re-make missing subscriber connections / move shard channels to their owners.
     PubSubResync,
+    /// Route a WATCH session's WATCH again (after a retryable error or during a migration).
+    SessionRoute(u32),
+    /// A WATCH session's command (session, sequence number) reached its commandTimeout.
+    SessionDeadline(u32, u64),
 }
 
 impl Driver {
@@ -97,6 +101,8 @@ impl Driver {
             TimerKind::Reconnect(addr) => self.nodes.reconnect_due(&addr),
             TimerKind::Deadlines => self.expire(),
             TimerKind::PubSubResync => self.ps_resync_due(),
+            TimerKind::SessionRoute(sid) => self.session_route(sid),
+            TimerKind::SessionDeadline(sid, seq) => self.session_deadline(sid, seq),
             TimerKind::WaitExpired => {
                 self.wait_timer_set = false;
                 if self.map.is_none() {
