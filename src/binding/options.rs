@@ -57,6 +57,8 @@ pub struct Options {
     pub retry_budget: Option<f64>,
     pub command_timeout: Option<f64>,
     pub tls: Option<TlsOptions>,
+    /// `redisOptions.prefix` as bytes; taken by `NativeCluster` (it is not io configuration).
+    pub prefix: Option<Buffer>,
 }
 
 fn invalid(msg: &str) -> napi::Error {
