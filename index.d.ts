@@ -1,13 +1,44 @@
 // Hand-written public types of redis-clustr-native (the generated binding.d.ts describes only the
 // internal native class). Mirrors index.js: the redis-clustr 1.7.0 surface plus this package's
-// additions.
+// additions. The per-command methods come from lib/commands.d.ts, generated from the engine's
+// command table by scripts/gen-command-types.js.
+//
+// The class takes one type parameter, B: the type of bulk replies. It is `string` by default;
+// with `return_buffers: true` write `new RedisClustr<Buffer>(...)`, with `detect_buffers: true`
+// `new RedisClustr<string | Buffer>(...)` (the options are checked against it).
 
 import { EventEmitter } from 'events';
+import { Commands, AsyncCommands } from './lib/commands';
 
 declare namespace RedisClustr {
   type Arg = string | number | bigint | Buffer | Uint8Array;
-  type Reply = string | number | null | Buffer | Error | Reply[];
-  type Callback<T = any> = (err: RedisError | null, reply: T) => void;
+  /** Any reply (B: the bulk-string type): what a command without a specific type answers. */
+  type Reply<B = string | Buffer> = B | string | number | null | Error | Reply<B>[];
+  type Callback<T = Reply> = (err: RedisError | null, reply: T) => void;
+
+  /** A command method in node_redis's argument forms; the callback is optional. */
+  interface Method<R, T> {
+    /** (a, b, c, cb) — a trailing undefined is the callback's slot, as in node_redis. */
+    (...args: [...Arg[], Callback<T> | undefined]): R;
+    (...args: Arg[]): R;
+    /** ([a, b, c], cb) */
+    (args: Arg[], cb?: Callback<T>): R;
+    /** (key, [b, c], cb) */
+    (first: Arg, rest: Arg[], cb?: Callback<T>): R;
+  }
+  /** hmset / hset also take (key, {field: value}, cb). */
+  interface HashMethod<R, T> extends Method<R, T> {
+    (key: Arg, fields: { [field: string]: Arg }, cb?: Callback<T>): R;
+  }
+  /** `<name>Async`: the same argument forms without the callback. */
+  interface AsyncMethod<T> {
+    (...args: Arg[]): Promise<T>;
+    (args: Arg[]): Promise<T>;
+    (first: Arg, rest: Arg[]): Promise<T>;
+  }
+  interface HashAsyncMethod<T> extends AsyncMethod<T> {
+    (key: Arg, fields: { [field: string]: Arg }): Promise<T>;
+  }
 
   interface RedisError extends Error {
     /** Server error code (first word: WRONGTYPE, CROSSSLOT, ...) or a client code (SPEC §3). */
@@ -26,17 +57,32 @@ declare namespace RedisClustr {
     port: number;
   }
 
-  interface RedisOptions {
+  interface BaseRedisOptions {
     password?: string;
     auth_pass?: string;
     user?: string;
     username?: string;
-    return_buffers?: boolean;
-    detect_buffers?: boolean;
     connect_timeout?: number;
     /** TLS for every connection (Node's option names); `true` = verify against Mozilla's roots. */
     tls?: boolean | TlsOptions;
+    /**
+     * Put in front of every key argument (not channels, ARGV, SCAN/KEYS patterns or replies);
+     * commands route by the prefixed key. A string is taken as UTF-8.
+     */
+    prefix?: string | Buffer;
   }
+
+  /**
+   * node_redis options honoured natively. `return_buffers` / `detect_buffers` must match the
+   * client's type parameter B, so reply types stay true: RedisClustr<Buffer> needs
+   * `return_buffers: true`, plain RedisClustr (B = string) allows neither.
+   */
+  type RedisOptions<B extends string | Buffer = string> = BaseRedisOptions &
+    ([B] extends [string]
+      ? { return_buffers?: false; detect_buffers?: false }
+      : [B] extends [Buffer]
+        ? { return_buffers: true; detect_buffers?: boolean }
+        : { return_buffers?: boolean; detect_buffers?: boolean });
 
   type Pem = string | Buffer | Array<string | Buffer>;
 
@@ -53,9 +99,12 @@ declare namespace RedisClustr {
     rejectUnauthorized?: boolean;
   }
 
-  interface Config {
+  /** The constructor's config; B is the client's bulk-reply type (see RedisOptions). */
+  type Config<B extends string | Buffer = string> = BaseConfig &
+    ([B] extends [string] ? { redisOptions?: RedisOptions<B> } : { redisOptions: RedisOptions<B> });
+
+  interface BaseConfig {
     servers: ServerAddress[];
-    redisOptions?: RedisOptions;
     /** ms between periodic slot-map refreshes (a 10 s safety refresh runs otherwise). */
     slotInterval?: number;
     /** Max commands waiting for the first slot map. */
@@ -80,17 +129,17 @@ declare namespace RedisClustr {
     natMap?: { [announced: string]: { host: string; port: number } } | ((announced: string) => { host: string; port: number } | null | undefined);
   }
 
-  interface NodeHandle {
+  /** A node of the map; its command methods are pinned to that node (no routing). */
+  interface NodeHandle<B extends string | Buffer = string> extends Commands<NodeHandle<B>, B> {
     address: string;
     host: string;
     port: number;
     master: boolean;
     ready: boolean;
     connected: boolean;
-    send_command(name: string, args?: Arg[], cb?: Callback): this;
-    sendCommand(name: string, args?: Arg[], cb?: Callback): this;
+    send_command(name: string, args?: Arg[], cb?: Callback<Reply<B>>): this;
+    sendCommand(name: string, args?: Arg[], cb?: Callback<Reply<B>>): this;
     quit(cb?: Callback<'OK'>): boolean;
-    [command: string]: any;
   }
 
   interface TopologyChange {
@@ -107,31 +156,65 @@ declare namespace RedisClustr {
     slotPatches: number;
   }
 
-  interface Transaction {
-    queue: { name: string; args: Arg[]; cb?: Callback }[];
+  type QueuedCommand = { name: string; args: Arg[]; cb?: Callback<any> };
+
+  /** A real MULTI/EXEC (transaction() / multi({atomic: true})); commands chain. */
+  interface Transaction<B extends string | Buffer = string> extends Commands<Transaction<B>, B> {
+    queue: QueuedCommand[];
     /** err: EXECABORT or CROSSSLOT; replies hold an Error for each command that failed when run. */
-    exec(cb?: (err: RedisError | null, replies: Reply[] | null) => void): this;
-    execAsync(): Promise<Reply[]>;
-    send_command(name: string, args?: Arg[], cb?: Callback): this;
-    [command: string]: any;
+    exec(cb?: (err: RedisError | null, replies: Reply<B>[] | null) => void): this;
+    execAsync(): Promise<Reply<B>[]>;
+    send_command(name: string, args?: Arg[], cb?: Callback<Reply<B>>): this;
   }
 
-  interface Batch {
-    queue: { name: string; args: Arg[]; cb?: Callback }[];
-    exec(cb?: (errors: RedisError[] | null, replies: Reply[]) => void): this;
-    execAsync(): Promise<Reply[]>;
-    send_command(name: string, args?: Arg[], cb?: Callback): this;
-    [command: string]: any;
+  /**
+   * A WATCH session (client.watch): commands run at once on a connection of its own; multi()
+   * queues the transaction, whose exec answers null when a watched key changed.
+   */
+  interface WatchSession<B extends string | Buffer = string>
+    extends Omit<Commands<WatchSession<B>, B>, 'watch' | 'WATCH' | 'unwatch' | 'UNWATCH' | 'multi'>,
+      Omit<AsyncCommands<B>, 'watchAsync' | 'WATCHAsync' | 'unwatchAsync' | 'UNWATCHAsync'> {
+    /** True once exec, unwatch, end or a failure ended the session. */
+    ended: boolean;
+    /** The transaction, sent as MULTI … EXEC on this session by exec (which ends the session). */
+    multi(): WatchTransaction<B>;
+    transaction(): WatchTransaction<B>;
+    unwatch(cb?: Callback<'OK'>): this;
+    UNWATCH(cb?: Callback<'OK'>): this;
+    unwatchAsync(): Promise<'OK'>;
+    UNWATCHAsync(): Promise<'OK'>;
+    /** Closes the session's connection once what was sent on it is answered. */
+    end(): void;
+    send_command(name: string, args?: Arg[], cb?: Callback<Reply<B>>): this;
+  }
+
+  /** A WATCH session's transaction: exec's replies are null when a watched key changed. */
+  interface WatchTransaction<B extends string | Buffer = string> extends Commands<WatchTransaction<B>, B> {
+    queue: QueuedCommand[];
+    exec(cb?: (err: RedisError | null, replies: Reply<B>[] | null) => void): this;
+    execAsync(): Promise<Reply<B>[] | null>;
+    send_command(name: string, args?: Arg[], cb?: Callback<Reply<B>>): this;
+  }
+
+  /** redis-clustr's batch() / multi() (not atomic); commands chain. */
+  interface Batch<B extends string | Buffer = string> extends Commands<Batch<B>, B> {
+    queue: QueuedCommand[];
+    /** Replies in the caller's order; a failed command's slot holds its Error. */
+    exec(cb?: (errors: RedisError[] | null, replies: Reply<B>[]) => void): this;
+    execAsync(): Promise<Reply<B>[]>;
+    send_command(name: string, args?: Arg[], cb?: Callback<Reply<B>>): this;
   }
 }
 
-declare class RedisClustr extends EventEmitter {
-  constructor(config: RedisClustr.Config | RedisClustr.ServerAddress[]);
+declare class RedisClustr<B extends string | Buffer = string> extends EventEmitter {
+  /** A bare array of servers is a config without redisOptions (so only for B = string). */
+  constructor(config: RedisClustr.Config<B> | ([B] extends [string] ? RedisClustr.ServerAddress[] : never));
 
   /** 16384 entries once ready: [master, ...replicas]. */
-  slots: RedisClustr.NodeHandle[][];
-  connections: { [address: string]: RedisClustr.NodeHandle };
-  config: RedisClustr.Config;
+  slots: RedisClustr.NodeHandle<B>[][];
+  connections: { [address: string]: RedisClustr.NodeHandle<B> };
+  /** The constructor's config, passwords redacted. (It hides the `config` command: use CONFIG.) */
+  config: RedisClustr.Config<B>;
   ready: boolean;
   connected: boolean;
   fullReady: boolean;
@@ -140,50 +223,49 @@ declare class RedisClustr extends EventEmitter {
 
   static keySlot(key: string | Buffer): number;
 
-  send_command(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback): this;
-  sendCommand(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback): this;
-  batch(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch;
+  send_command(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback<RedisClustr.Reply<B>>): this;
+  send_command(name: string, cb?: RedisClustr.Callback<RedisClustr.Reply<B>>): this;
+  sendCommand(name: string, args?: RedisClustr.Arg[], cb?: RedisClustr.Callback<RedisClustr.Reply<B>>): this;
+  sendCommand(name: string, cb?: RedisClustr.Callback<RedisClustr.Reply<B>>): this;
+  send_commandAsync(name: string, args?: RedisClustr.Arg[]): Promise<RedisClustr.Reply<B>>;
+  sendCommandAsync(name: string, args?: RedisClustr.Arg[]): Promise<RedisClustr.Reply<B>>;
+  batch(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch<B>;
   /** Like redis-clustr, not atomic; `multi({atomic: true})` is a transaction. */
-  multi(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch;
-  multi(options: { atomic: true }): RedisClustr.Transaction;
+  multi(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Batch<B>;
+  multi(options: { atomic: true }): RedisClustr.Transaction<B>;
   /** A real MULTI/EXEC on the node owning the one slot all its keys share. */
-  transaction(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Transaction;
-  subscribe(...args: any[]): this;
-  psubscribe(...args: any[]): this;
-  ssubscribe(...args: any[]): this;
-  unsubscribe(...args: any[]): this;
-  punsubscribe(...args: any[]): this;
-  sunsubscribe(...args: any[]): this;
-  publish(channel: RedisClustr.Arg, message: RedisClustr.Arg, cb?: RedisClustr.Callback<number>): this;
-  publishAsync(channel: RedisClustr.Arg, message: RedisClustr.Arg): Promise<number>;
+  transaction(commands?: (string | RedisClustr.Arg)[][]): RedisClustr.Transaction<B>;
+  /** WATCH on a connection of the transaction's own (keys share one slot); see WatchSession. */
+  watch(...args: [...keys: RedisClustr.Arg[], cb: (err: RedisClustr.RedisError | null, session: RedisClustr.WatchSession<B>) => void]): this;
+  WATCH(...args: [...keys: RedisClustr.Arg[], cb: (err: RedisClustr.RedisError | null, session: RedisClustr.WatchSession<B>) => void]): this;
+  watchAsync(...keys: RedisClustr.Arg[]): Promise<RedisClustr.WatchSession<B>>;
+  WATCHAsync(...keys: RedisClustr.Arg[]): Promise<RedisClustr.WatchSession<B>>;
   /** Cluster-wide SCAN: every key present throughout, exactly once, even while slots move. */
-  scanIterator(options?: { match?: string; count?: number; type?: string }): AsyncIterableIterator<string | Buffer>;
+  scanIterator(options?: { match?: string; count?: number; type?: string }): AsyncIterableIterator<B>;
   scanEach(
     options: { match?: string; count?: number; type?: string },
-    onKeys: (keys: (string | Buffer)[]) => void,
+    onKeys: (keys: B[]) => void,
     done?: (err: RedisClustr.RedisError | null) => void
   ): void;
-  getSlots(cb: RedisClustr.Callback<RedisClustr.NodeHandle[][]>): void;
-  selectClient(key: RedisClustr.Arg, conf?: { readOnly?: boolean }): RedisClustr.NodeHandle | undefined;
-  getRandomConnection(exclude?: string[], forceSlaves?: boolean): RedisClustr.NodeHandle | undefined;
-  getClient(port: number, host: string): RedisClustr.NodeHandle;
-  onMasters(cmd: string, args: RedisClustr.Arg[], cb: (errors: RedisClustr.RedisError[] | null, reply: any) => void): void;
+  getSlots(cb: RedisClustr.Callback<RedisClustr.NodeHandle<B>[][]>): void;
+  getSlotsAsync(): Promise<RedisClustr.NodeHandle<B>[][]>;
+  selectClient(key: RedisClustr.Arg, conf?: { readOnly?: boolean }): RedisClustr.NodeHandle<B> | undefined;
+  getRandomConnection(exclude?: string[], forceSlaves?: boolean): RedisClustr.NodeHandle<B> | undefined;
+  getClient(port: number, host: string): RedisClustr.NodeHandle<B>;
+  onMasters(
+    cmd: string,
+    args: RedisClustr.Arg[],
+    cb: (errors: RedisClustr.RedisError[] | null, reply: RedisClustr.Reply<B>) => void
+  ): void;
   quit(cb?: RedisClustr.Callback<'OK'>): this;
   quitAsync(): Promise<'OK'>;
   waitFor(evt: string, already: boolean, cb: (err?: RedisClustr.RedisError) => void): void;
   waitFor(evt: string, cb: (err?: RedisClustr.RedisError) => void): void;
   stats(): RedisClustr.Stats;
 
-  get(key: RedisClustr.Arg, cb?: RedisClustr.Callback<string | Buffer | null>): this;
-  getAsync(key: RedisClustr.Arg): Promise<string | Buffer | null>;
-  set(key: RedisClustr.Arg, value: RedisClustr.Arg, ...rest: any[]): this;
-  setAsync(key: RedisClustr.Arg, value: RedisClustr.Arg, ...rest: RedisClustr.Arg[]): Promise<'OK' | null>;
-  hgetall(key: RedisClustr.Arg, cb?: RedisClustr.Callback<{ [field: string]: string | Buffer } | null>): this;
-  hmset(key: RedisClustr.Arg, fields: { [field: string]: RedisClustr.Arg }, cb?: RedisClustr.Callback<'OK'>): this;
-
   on(event: 'connect' | 'ready' | 'fullReady' | 'disconnect' | 'end', listener: () => void): this;
   on(event: 'error', listener: (err: RedisClustr.RedisError) => void): this;
-  on(event: 'connectionError', listener: (err: RedisClustr.RedisError, node: RedisClustr.NodeHandle) => void): this;
+  on(event: 'connectionError', listener: (err: RedisClustr.RedisError, node: RedisClustr.NodeHandle<B>) => void): this;
   on(event: 'topology', listener: (change: RedisClustr.TopologyChange) => void): this;
   on(event: 'message' | 'smessage', listener: (channel: string | Buffer, message: string | Buffer) => void): this;
   on(event: 'pmessage', listener: (pattern: string | Buffer, channel: string | Buffer, message: string | Buffer) => void): this;
@@ -196,9 +278,12 @@ declare class RedisClustr extends EventEmitter {
     listener: (info: { channels: string[]; patterns: string[]; shardChannels: string[]; from: number; to: number; node: string }) => void
   ): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
-
-  /** Every other command, lowercase or UPPERCASE, with node_redis argument forms. */
-  [command: string]: any;
 }
+
+// Every command of the table, lowercase and UPPERCASE, with its promise twin (lib/commands.d.ts).
+// `config` is the redacted config property, as in redis-clustr, so the command is CONFIG there.
+interface RedisClustr<B extends string | Buffer = string>
+  extends Omit<Commands<RedisClustr<B>, B>, 'config' | 'watch' | 'WATCH'>,
+    Omit<AsyncCommands<B>, 'watchAsync' | 'WATCHAsync'> {}
 
 export = RedisClustr;

@@ -106,13 +106,6 @@ function nativeOptions(config) {
     if (typeof v !== 'number' || !(v >= 0)) throw clientError('INVALID_ARG', `${name} must be a non-negative number`);
     return v;
   };
-  // Options this version cannot honour yet are refused rather than ignored: a prefix ignored
-  // would read and write the wrong keys.
-  for (const [name, present] of [
-    ['redisOptions.prefix', ro.prefix !== undefined && ro.prefix !== null && ro.prefix !== ''],
-  ]) {
-    if (present) throw clientError('INVALID_ARG', `${name} is not supported yet by redis-clustr-native`);
-  }
   if (config.slaves !== undefined && !['never', 'share', 'always'].includes(config.slaves)) {
     throw clientError('INVALID_ARG', "slaves must be 'never', 'share' or 'always'");
   }
@@ -136,7 +129,17 @@ function nativeOptions(config) {
     commandTimeout: num(config.commandTimeout, 'commandTimeout'),
     tls: tlsOptions(ro.tls),
     natMap: natOptions(config.natMap).entries,
+    prefix: prefixBytes(ro.prefix),
   };
+}
+
+// redisOptions.prefix as the bytes put in front of every key (native code knows which arguments
+// are keys); a string is taken as UTF-8, a Buffer as is.
+function prefixBytes(prefix) {
+  if (prefix === undefined || prefix === null || prefix === '') return undefined;
+  if (typeof prefix === 'string') return Buffer.from(prefix);
+  if (prefix instanceof Uint8Array) return prefix.length ? Buffer.from(prefix) : undefined;
+  throw clientError('INVALID_ARG', 'redisOptions.prefix must be a string or a Buffer');
 }
 
 // The subscription commands and the set each changes (true: adds to it).
@@ -211,6 +214,7 @@ class RedisClustr extends EventEmitter {
     Object.defineProperties(this, {
       _returnBuffers: { value: !!ro.return_buffers, writable: true },
       _detectBuffers: { value: !!ro.detect_buffers, writable: true },
+      _prefix: { value: options.prefix || null },
       _pending: { value: new Map() },
       _nextId: { value: 1, writable: true },
       _enc: { value: new Encoder() },

@@ -37,13 +37,6 @@ test('a command to a sleeping node times out and its late reply never reaches th
   }
 });
 
-test('options that cannot be honoured yet are refused at construction', () => {
-  const servers = [{ host: '127.0.0.1', port: 1 }];
-  for (const extra of [{ redisOptions: { prefix: 'app:' } }]) {
-    assert.throws(() => new h.RedisClustr(Object.assign({ servers }, extra)), (e) => e.code === 'INVALID_ARG');
-  }
-});
-
 test('CLIENT REPLY is refused and the connection keeps matching replies to callers', async () => {
   const c = await h.cluster();
   const client = await h.connect(c.seeds);

@@ -84,3 +84,21 @@ test('a transaction follows ASK while its slot migrates and MOVED after', async 
     await h.quit(client);
   }
 });
+
+test('hgetall inside a transaction answers an object (or null), as outside one', async () => {
+  const c = await h.cluster();
+  const client = await h.connect(c.seeds);
+  try {
+    let cbValue;
+    const replies = await client
+      .transaction()
+      .hset(`${tag}h`, 'f', 'v')
+      .hgetall(`${tag}h`, (err, v) => (cbValue = v))
+      .hgetall(`${tag}none`)
+      .execAsync();
+    assert.deepEqual(replies, [1, { f: 'v' }, null]);
+    assert.deepEqual(cbValue, { f: 'v' });
+  } finally {
+    await h.quit(client);
+  }
+});

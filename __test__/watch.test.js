@@ -28,6 +28,7 @@ const exec = (m) => new Promise((resolve, reject) => m.exec((err, replies) => (e
 
 test('watch, read, then MULTI/EXEC on the session runs the transaction', async () => {
   await h.call(client, 'set', '{w1}:n', '5');
+  await h.call(client, 'del', '{w1}:log');
   const tx = await watch('{w1}:n', '{w1}:log');
   assert.equal(await h.call(tx, 'get', '{w1}:n'), '5');
   const seen = [];

@@ -6,6 +6,7 @@
 'use strict';
 
 const { normalize, normalizeHash } = require('./args');
+const { toObject } = require('./dispatch');
 
 class Batch {
   constructor(cluster, commands) {
@@ -89,6 +90,8 @@ class Transaction extends Batch {
     if (!queue) return this;
     this._submit(queue, (err, replies) => {
       if (!err && Array.isArray(replies)) {
+        // EXEC's array holds raw replies: give hgetall node_redis's object, as outside a block.
+        replies = replies.map((r, i) => (queue[i].name === 'hgetall' && !(r instanceof Error) ? toObject(r) : r));
         queue.forEach((c, i) => {
           if (!c.cb) return;
           const r = replies[i];

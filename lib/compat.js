@@ -20,6 +20,8 @@ const methods = {
   selectClient(key, conf = {}) {
     if (Array.isArray(key)) key = key[0];
     if (key === undefined || key === null) return this.getRandomConnection();
+    // Commands put redisOptions.prefix in front of the key before routing; so must this.
+    if (this._prefix) key = Buffer.concat([this._prefix, key instanceof Uint8Array ? key : Buffer.from(String(key))]);
     const nodes = this.slots[this.constructor.keySlot(key)];
     if (!nodes || nodes.length === 0) return this.getRandomConnection();
     const slaves = this.config.slaves;

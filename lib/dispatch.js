@@ -73,4 +73,4 @@ function dispatch(self, out) {
   }
 }
 
-module.exports = { dispatch, runCallbacks };
+module.exports = { dispatch, runCallbacks, toObject };

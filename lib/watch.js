@@ -105,6 +105,8 @@ class SessionTransaction extends Transaction {
   }
 }
 
+WatchSession.prototype.UNWATCH = WatchSession.prototype.unwatch;
+
 SessionTransaction.prototype._submit = function (queue, cb) {
   this._cluster._queueTx(queue, cb, this._session._id);
 };

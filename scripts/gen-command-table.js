@@ -3,7 +3,8 @@
 //
 // Starts a throwaway `redis-server` (no persistence) on a random free port in a temp dir, sends
 // COMMAND over a raw socket, parses the RESP2 reply with the tiny reader below, and writes the
-// built-in command table the engine falls back to. Node 20, no npm dependencies.
+// built-in command table the engine falls back to, then lib/commands.d.ts from it (see
+// scripts/gen-command-types.js). Node 20, no npm dependencies.
 //
 // Usage: node scripts/gen-command-table.js [path-to-redis-server]
 'use strict';
@@ -268,7 +269,11 @@ async function main() {
     for (let i = 1; i < specs.length; i++) {
       if (specs[i].name === specs[i - 1].name) throw new Error(`duplicate command ${specs[i].name}`);
     }
-    fs.writeFileSync(OUT, render(specs, version));
+    const table = render(specs, version);
+    fs.writeFileSync(OUT, table);
+    // The TypeScript methods come from the same table, so they are regenerated with it.
+    const types = require('./gen-command-types');
+    fs.writeFileSync(types.OUT, types.render(types.tableNames(table)));
     const subs = specs.reduce((n, s) => n + s.subcommands.length, 0);
     console.log(`wrote ${path.relative(process.cwd(), OUT)}: ${specs.length} commands, ${subs} subcommands (redis ${version})`);
   } finally {

@@ -3,6 +3,7 @@
 
 mod convert;
 mod options;
+mod prefix;
 mod splits;
 mod submit;
 
@@ -31,13 +32,20 @@ pub struct NativeCluster {
     sink: Arc<Sink>,
     /// Only touched on the JS thread (submit, drain); the lock is uncontended.
     splits: Mutex<Splits>,
+    /// `redisOptions.prefix`, put in front of every key argument (see `prefix`).
+    prefix: Option<Vec<u8>>,
 }
 
 #[napi]
 impl NativeCluster {
     /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return.
     #[napi(constructor)]
-    pub fn new(options: Options, wake: Wake, nat: Option<NatFn>) -> napi::Result<Self> {
+    pub fn new(mut options: Options, wake: Wake, nat: Option<NatFn>) -> napi::Result<Self> {
+        let prefix = options
+            .prefix
+            .take()
+            .map(|p| p.to_vec())
+            .filter(|p| !p.is_empty());
         let mut config = options.into_config()?;
         if let Some(f) = nat {
             config.nat_map.resolver = Some(options::nat_resolver(f));
@@ -51,6 +59,7 @@ impl NativeCluster {
             client,
             sink,
             splits: Mutex::new(Splits::default()),
+            prefix,
         })
     }
 
@@ -60,7 +69,7 @@ impl NativeCluster {
     pub fn submit(&self, batch: BufferSlice, len: u32) {
         let len = (len as usize).min(batch.len());
         let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
-        let parsed = submit::parse(&batch[..len], &mut splits);
+        let parsed = submit::parse(&batch[..len], self.prefix.as_deref(), &mut splits);
         if !parsed.rejected.is_empty() {
             self.sink.push(parsed.rejected, Vec::new());
         }

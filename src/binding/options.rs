@@ -67,6 +67,8 @@ pub struct Options {
     pub command_timeout: Option<f64>,
     pub tls: Option<TlsOptions>,
     pub nat_map: Option<Vec<NatEntry>>,
+    /// `redisOptions.prefix` as bytes; taken by `NativeCluster` (it is not io configuration).
+    pub prefix: Option<Buffer>,
 }
 
 fn invalid(msg: &str) -> napi::Error {

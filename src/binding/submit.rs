@@ -80,7 +80,7 @@ pub struct Parsed {
 }
 
 /// Splits a batch into commands for the driver, subscription changes and immediate rejections.
-pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
+pub fn parse(batch: &[u8], prefix: Option<&[u8]>, splits: &mut Splits) -> Parsed {
     let mut parsed = Parsed::default();
     let Parsed {
         commands,
@@ -105,7 +105,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
         };
         if flags & FLAG_TX != 0 {
             match read_tx(&mut c) {
-                Some(cmds) => match transaction(&cmds, &mut out) {
+                Some(cmds) => match transaction(&cmds, prefix, &mut out) {
                     Ok(cmd) => match session {
                         Some(session) => sessions.push(SessionOp::Cmd {
                             session,
@@ -167,7 +167,18 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             }
             continue;
         }
-        let prepared = prepare(&args, session.is_some()).and_then(|p| match node {
+        // The prefix goes on the keys only (not on channels, which took the branch above); the
+        // command is then routed by its prefixed keys, as the server will store them.
+        let prefixed = prefix.and_then(|p| super::prefix::apply(p, &args));
+        let view;
+        let argv: &[&[u8]] = match &prefixed {
+            Some(p) => {
+                view = super::prefix::view(p);
+                &view
+            }
+            None => &args,
+        };
+        let prepared = prepare(argv, session.is_some()).and_then(|p| match node {
             Some(n) => Ok(Prepared {
                 target: Target::Node(parse_addr(n)?),
                 cross_slot: false,
@@ -199,7 +210,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
         };
         if let Some(session) = session {
             // Pinned to the session's connection: never split or fanned out.
-            encode_command(&mut out, &args);
+            encode_command(&mut out, argv);
             sessions.push(SessionOp::Cmd {
                 session,
                 id,
@@ -211,10 +222,10 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             continue;
         }
         // Keys over several slots, in a command that keeps its meaning when split.
-        if let Some(plan) = p.cross_slot.then(|| split::plan(&args)).flatten() {
+        if let Some(plan) = p.cross_slot.then(|| split::plan(argv)).flatten() {
             let ids = splits.add(id, flags, &plan);
             for (part, part_id) in plan.parts.iter().zip(ids) {
-                let part_args: Vec<&[u8]> = part.args.iter().map(|&i| args[i]).collect();
+                let part_args: Vec<&[u8]> = part.args.iter().map(|&i| argv[i]).collect();
                 encode_command(&mut out, &part_args);
                 commands.push(Command {
                     id: part_id,
@@ -228,7 +239,7 @@ pub fn parse(batch: &[u8], splits: &mut Splits) -> Parsed {
             }
             continue;
         }
-        encode_command(&mut out, &args);
+        encode_command(&mut out, argv);
         commands.push(Command {
             id,
             flags,
@@ -289,7 +300,25 @@ fn read_tx<'a>(c: &mut Cursor<'a>) -> Option<Vec<Vec<&'a [u8]>>> {
 
 /// A MULTI … EXEC block for one slot's owner; CROSSSLOT (as the server would answer) when the
 /// commands' keys span slots, since a transaction runs on one node.
-fn transaction(cmds: &[Vec<&[u8]>], out: &mut BytesMut) -> Result<Command, Reply> {
+fn transaction(
+    cmds: &[Vec<&[u8]>],
+    prefix: Option<&[u8]>,
+    out: &mut BytesMut,
+) -> Result<Command, Reply> {
+    // Each command's keys get the prefix before the slots are compared.
+    let prefixed: Vec<_> = cmds
+        .iter()
+        .map(|args| prefix.and_then(|p| super::prefix::apply(p, args)))
+        .collect();
+    let views: Vec<Vec<&[u8]>> = cmds
+        .iter()
+        .zip(&prefixed)
+        .map(|(args, p)| {
+            p.as_deref()
+                .map_or_else(|| args.clone(), super::prefix::view)
+        })
+        .collect();
+    let cmds = &views[..];
     let mut slot = None;
     for args in cmds {
         let p =

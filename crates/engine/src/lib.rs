@@ -8,6 +8,7 @@ mod command_table;
 pub mod error;
 pub mod fanout;
 pub mod keys;
+pub mod prefix;
 pub mod redirect;
 pub mod request;
 pub mod resp;
