@@ -163,10 +163,17 @@ impl CommandSpec {
     }
 }
 
-/// The top-level command named `name`, ASCII case-insensitive. Allocation-free: one hash of
-/// the name and usually a single comparison.
+/// The top-level command named `name`, ASCII case-insensitive: the built-in table, then the
+/// commands learned from the server (`command_learn`).
 #[inline]
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    builtin(name).or_else(|| crate::command_learn::lookup(name))
+}
+
+/// The built-in table only. Allocation-free: one hash of the name and usually a single
+/// comparison.
+#[inline]
+pub fn builtin(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > MAX_NAME {
         return None;
     }

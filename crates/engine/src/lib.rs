@@ -4,6 +4,7 @@
 //! any transport.
 
 pub mod command;
+pub mod command_learn;
 mod command_table;
 pub mod error;
 pub mod fanout;

@@ -30,6 +30,8 @@ pub(crate) enum Kind {
     /// One master's part of a fanned-out command: (parent, index among the masters).
     Part(Ticket, usize),
     Topology(Query),
+    /// Learning commands the built-in table lacks (see `learn`).
+    Learn(crate::learn::Learn),
 }
 
 pub(crate) struct Entry {
@@ -394,7 +396,7 @@ impl Driver {
                     self.complete(parent.0, r);
                 }
             }
-            Kind::Topology(_) => {}
+            Kind::Topology(_) | Kind::Learn(_) => {}
         }
     }
 

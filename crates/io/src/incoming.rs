@@ -138,6 +138,9 @@ impl Driver {
             self.topology_reply(key, q, from, reply);
             return;
         }
+        if let Kind::Learn(step) = e.kind {
+            return self.learn_reply(key, step, from, reply);
+        }
         let reply = match e.tx.as_mut() {
             None => reply,
             Some(tx) => {

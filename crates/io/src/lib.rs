@@ -10,6 +10,7 @@
 mod conn;
 mod driver;
 mod incoming;
+mod learn;
 mod nodes;
 mod pubsub;
 mod pubsub_frames;

@@ -248,6 +248,9 @@ impl Driver {
             self.nodes.retain_busy_or(&nodes);
             if first {
                 self.events.push(Event::Ready);
+                if let Some(m) = nodes.first() {
+                    self.learn_commands(m.clone());
+                }
             }
         }
         self.finish_round();
