@@ -51,6 +51,18 @@ pub(crate) enum ConnEvent {
     },
 }
 
+impl ConnEvent {
+    /// The generation of the connection the event is about.
+    pub(crate) fn gen(&self) -> u64 {
+        match self {
+            ConnEvent::Connected { gen, .. }
+            | ConnEvent::Failed { gen, .. }
+            | ConnEvent::Closed { gen, .. }
+            | ConnEvent::Replies { gen, .. } => *gen,
+        }
+    }
+}
+
 /// What every new connection sends before it carries traffic.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Handshake {

@@ -30,12 +30,7 @@ fn is_redirect_or_retry(err: &[u8]) -> bool {
 
 impl Driver {
     pub(crate) fn conn_event(&mut self, ev: ConnEvent) {
-        let gen = match &ev {
-            ConnEvent::Connected { gen, .. }
-            | ConnEvent::Failed { gen, .. }
-            | ConnEvent::Closed { gen, .. }
-            | ConnEvent::Replies { gen, .. } => *gen,
-        };
+        let gen = ev.gen();
         if crate::session::Sessions::owns(gen) {
             return self.session_conn_event(ev);
         }

@@ -258,12 +258,7 @@ impl Driver {
     }
 
     pub(crate) fn session_conn_event(&mut self, ev: ConnEvent) {
-        let gen = match &ev {
-            ConnEvent::Connected { gen, .. }
-            | ConnEvent::Failed { gen, .. }
-            | ConnEvent::Closed { gen, .. }
-            | ConnEvent::Replies { gen, .. } => *gen,
-        };
+        let gen = ev.gen();
         let Some(sid) = self.sessions.by_gen(gen) else {
             return;
         };
