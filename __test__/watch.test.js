@@ -128,3 +128,26 @@ test('quit with an open session finishes; the session is then closed', async () 
   const err = await h.callError(tx, 'get', '{w9}:k');
   assert.equal(err.code, 'CLOSED');
 });
+
+test('a session whose connection is killed ends: nothing is resent elsewhere, later commands fail', async () => {
+  const key = '{w10}:k';
+  await h.call(client, 'set', key, 'before');
+  const tx = await watch(key);
+  const owner = client.slots[h.RedisClustr.keySlot(key)][0];
+  const list = String(await c.command(owner.port, 'CLIENT', 'LIST'));
+  const line = list.split('\n').find((l) => / cmd=watch /.test(l));
+  assert.ok(line, `the session's connection is listed: ${list}`);
+  const id = line.match(/\bid=(\d+)/)[1];
+  await c.command(owner.port, 'CLIENT', 'KILL', 'ID', id);
+  const err = await h.until(
+    async () => {
+      const e = await new Promise((resolve) => tx.get(key, (er) => resolve(er)));
+      return e || false;
+    },
+    { what: 'the killed session to fail its commands' }
+  );
+  assert.ok(['CONNECTION_LOST', 'CLOSED'].includes(err.code), `${err.code}: ${err.message}`);
+  const execErr = await new Promise((resolve) => tx.multi().set(key, 'after').exec((e) => resolve(e)));
+  assert.ok(execErr, 'exec on the dead session fails');
+  assert.equal(await h.call(client, 'get', key), 'before', 'nothing ran');
+});
