@@ -3,6 +3,7 @@
 
 mod convert;
 mod options;
+mod panics;
 mod splits;
 mod submit;
 
@@ -34,6 +35,7 @@ impl NativeCluster {
     /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return.
     #[napi(constructor)]
     pub fn new(options: Options, wake: Wake) -> napi::Result<Self> {
+        panics::install_counter();
         let config = options.into_config()?;
         let sink = Arc::new(Sink::new(Box::new(move || {
             wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
