@@ -9,6 +9,7 @@ const { runScenario } = require('./harness');
 
 const SCENARIOS = [
   ...require('./scenarios/baseline'),
+  ...require('./scenarios/failover'),
 ];
 
 function parseArgs(argv) {
