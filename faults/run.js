@@ -10,6 +10,7 @@ const { runScenario } = require('./harness');
 const SCENARIOS = [
   ...require('./scenarios/baseline'),
   ...require('./scenarios/failover'),
+  ...require('./scenarios/migration'),
 ];
 
 function parseArgs(argv) {
