@@ -11,6 +11,8 @@ const SCENARIOS = [
   ...require('./scenarios/baseline'),
   ...require('./scenarios/failover'),
   ...require('./scenarios/migration'),
+  ...require('./scenarios/membership'),
+  ...require('./scenarios/connection'),
 ];
 
 function parseArgs(argv) {
