@@ -13,7 +13,8 @@ const SCENARIOS = [
   ...require('./scenarios/migration'),
   ...require('./scenarios/membership'),
   ...require('./scenarios/connection'),
-];
+  ...require('./scenarios/restart'),
+].sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)));
 
 function parseArgs(argv) {
   const o = { only: null, quick: false, rate: undefined };

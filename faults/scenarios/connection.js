@@ -1,5 +1,6 @@
 // Connection-level faults: R8 CLIENT KILL every 3 s on one master, R9 CLIENT PAUSE of one master,
-// R16 seeds partly down at start, R17 LOADING (DEBUG RELOAD of a populated master).
+// R10 a short DEBUG SLEEP (late replies after timeouts), R16 seeds partly down at start, R17
+// LOADING (DEBUG RELOAD of a populated master).
 'use strict';
 
 const RedisClustr = require('../..');
@@ -90,6 +91,30 @@ const R9 = {
     if (f.resumeMs === null || f.resumeMs > 1000) ctx.fail(`first ok on the paused shard ${f.resumeMs} ms after the pause (must be ≤ 1000)`);
     if (f.throughputAfterRatio < 0.8) ctx.fail(`throughput 1-2 s after the pause at ${f.throughputAfterRatio} of before (must be ≥ 0.8)`);
     if (f.fail) ctx.fail(`${f.fail} definite failures (a paused node only times out): ${JSON.stringify(f.codes)}`);
+  },
+};
+
+const R10 = {
+  id: 'R10',
+  title: 'DEBUG SLEEP short',
+  fault: '`DEBUG SLEEP 1.5` on a master at t = 8 s (below the node timeout), command timeout 500 ms',
+  must: 'time out; late replies must not be matched to newer requests',
+  passFigure: '0 wrong replies (ECHO nonces, typed replies), 0 hung',
+  client: { commandTimeout: 500 },
+  async run(ctx) {
+    const victim = (await ctx.cluster.masters())[0];
+    ctx.affected = c.inRanges(victim.slots);
+    await ctx.at(8000);
+    ctx.faultAt = Date.now();
+    // Deferred: the reply comes when it wakes.
+    ctx.figures.sleep = await c.sendCommand(victim.port, ['DEBUG', 'SLEEP', '1.5'], { timeoutMs: 10000 });
+    ctx.figures.timeoutsDuringSleep = window(ctx.wl, ctx.faultAt - 500, Date.now(), (o) => o.code === 'TIMEOUT').ops;
+    await ctx.at(14000);
+    await c.healthy(ctx.cluster);
+  },
+  check(ctx, f) {
+    if (!f.timeoutsDuringSleep) ctx.fail('no request timed out during the sleep: the scenario did not provoke late replies');
+    if (f.fail) ctx.fail(`${f.fail} definite failures (a sleeping node only times out): ${JSON.stringify(f.codes)}`);
   },
 };
 
@@ -220,4 +245,4 @@ const R17 = {
   },
 };
 
-module.exports = [R8, R9, R16, R17];
+module.exports = [R8, R9, R10, R16, R17];

@@ -1,7 +1,7 @@
 // Role changes: R2 manual failover (CLUSTER FAILOVER on a replica, every shard in turn), R3 SIGKILL
 // of a master (promotion, then the old master restarts as a replica), R4 SIGSTOP of a master
-// (stale primary: promotion while it sleeps, then it wakes), R12 CLUSTERDOWN (two of three masters
-// paused: the survivor is in the minority and answers CLUSTERDOWN).
+// (stale primary: promotion while it sleeps, then it wakes), R11 the same with DEBUG SLEEP 8,
+// R12 CLUSTERDOWN (two of three masters paused: the survivor is in the minority).
 'use strict';
 
 const c = require('../cluster');
@@ -61,8 +61,9 @@ const R2 = {
   },
 };
 
-// SIGKILL / SIGSTOP of the first master, then heal; shared by R3 and R4.
-async function killMaster(ctx, { signal, healAt, faultAt = 10000 }) {
+// SIGKILL / SIGSTOP / DEBUG SLEEP of the first master, then heal; shared by R3, R4 and R11.
+// `signal` 'SLEEP' puts the master in `DEBUG SLEEP <sleepS>` instead (R11): it wakes by itself.
+async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) {
   const victim = (await ctx.cluster.masters())[0];
   const replica = victim.replicas[0];
   ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
@@ -71,13 +72,26 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000 }) {
   await ctx.at(faultAt);
   // The fault counts from when it is in force (killNode resolves once a SIGKILLed node exited),
   // so an op issued in between and still served is not taken for a recovery.
-  await ctx.cluster.killNode(victim.port, signal);
+  let sleeping = null;
+  if (signal === 'SLEEP') {
+    // Deferred: the reply comes when the node wakes; nothing waits for it until then.
+    sleeping = c.sendCommand(victim.port, ['DEBUG', 'SLEEP', String(sleepS)], { timeoutMs: sleepS * 1000 + 10000 }).catch((e) => e);
+    await c.until(async () => {
+      try {
+        await c.sendCommand(victim.port, ['PING'], { timeoutMs: 100 });
+        return false;
+      } catch (_) {
+        return true; // no answer within 100 ms: it sleeps
+      }
+    }, { timeout: 2000, interval: 10, what: `${victim.port} to fall asleep` });
+  } else await ctx.cluster.killNode(victim.port, signal);
   ctx.faultAt = Date.now();
   await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 20000, interval: 20, what: `replica ${replica} promoted` });
   ctx.figures.promotionMs = Date.now() - ctx.faultAt;
   await ctx.at(healAt);
   ctx.healAt = Date.now();
   if (signal === 'SIGKILL') await ctx.cluster.restartNode(victim.port);
+  else if (signal === 'SLEEP') await sleeping;
   else await ctx.cluster.killNode(victim.port, 'SIGCONT');
   await c.until(async () => {
     const r = await c.role(victim.port);
@@ -120,19 +134,34 @@ const R4 = {
   async run(ctx) {
     await killMaster(ctx, { signal: 'SIGSTOP', healAt: 22000 });
   },
-  check(ctx, f) {
-    unaffectedErrors(ctx, f);
-    const timeouts = ctx.wl.ops.filter((o) => o.code === 'TIMEOUT').map((o) => o.t1 - o.t0);
-    f.timeouts = timeouts.length;
-    f.timeoutMinMs = timeouts.length ? Math.min(...timeouts) : null;
-    f.timeoutMaxMs = timeouts.length ? Math.max(...timeouts) : null;
-    if (timeouts.length && (f.timeoutMinMs < 900 || f.timeoutMaxMs > 1100)) {
-      ctx.fail(`timeouts settled after ${f.timeoutMinMs}-${f.timeoutMaxMs} ms (must be 1000 ± 10%)`);
-    }
-    if (f.recoveryMs === null || f.recoveryMs > 8000) ctx.fail(`re-routed ${f.recoveryMs} ms after the STOP (must be ≤ 8000)`);
-    if (f.lost) ctx.fail(`lost = ${f.lost} among ok writes (must be 0)`);
-    if (f.unaffectedErrors) ctx.fail(`${f.unaffectedErrors} errors on unaffected shards: ${JSON.stringify(f.unaffectedCodes)}`);
+  check: stalePrimaryCheck,
+};
+
+// R4 and R11: a stale primary's pass figures.
+function stalePrimaryCheck(ctx, f) {
+  unaffectedErrors(ctx, f);
+  const timeouts = ctx.wl.ops.filter((o) => o.code === 'TIMEOUT').map((o) => o.t1 - o.t0);
+  f.timeouts = timeouts.length;
+  f.timeoutMinMs = timeouts.length ? Math.min(...timeouts) : null;
+  f.timeoutMaxMs = timeouts.length ? Math.max(...timeouts) : null;
+  if (timeouts.length && (f.timeoutMinMs < 900 || f.timeoutMaxMs > 1100)) {
+    ctx.fail(`timeouts settled after ${f.timeoutMinMs}-${f.timeoutMaxMs} ms (must be 1000 ± 10%)`);
+  }
+  if (f.recoveryMs === null || f.recoveryMs > 8000) ctx.fail(`re-routed ${f.recoveryMs} ms after the STOP (must be ≤ 8000)`);
+  if (f.lost) ctx.fail(`lost = ${f.lost} among ok writes (must be 0)`);
+  if (f.unaffectedErrors) ctx.fail(`${f.unaffectedErrors} errors on unaffected shards: ${JSON.stringify(f.unaffectedCodes)}`);
+}
+
+const R11 = {
+  id: 'R11',
+  title: 'DEBUG SLEEP long',
+  fault: '`DEBUG SLEEP 8` on a master at t = 10 s (deferred side connection); it wakes as a stale primary',
+  must: 'same as R4',
+  passFigure: 'same as R4',
+  async run(ctx) {
+    await killMaster(ctx, { signal: 'SLEEP', sleepS: 8, healAt: 0 });
   },
+  check: stalePrimaryCheck,
 };
 
 const R12 = {
@@ -177,4 +206,4 @@ const R12 = {
   },
 };
 
-module.exports = [R2, R3, R4, R12];
+module.exports = [R2, R3, R4, R11, R12];
