@@ -7,14 +7,7 @@
 
 const { runScenario } = require('./harness');
 
-const SCENARIOS = [
-  ...require('./scenarios/baseline'),
-  ...require('./scenarios/failover'),
-  ...require('./scenarios/migration'),
-  ...require('./scenarios/membership'),
-  ...require('./scenarios/connection'),
-  ...require('./scenarios/restart'),
-].sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)));
+const SCENARIOS = require('./scenarios');
 
 function parseArgs(argv) {
   const o = { only: null, quick: false, rate: undefined };

@@ -3,6 +3,7 @@
 
 const R1 = {
   id: 'R1',
+  summary: (f) => `N ${f.ops}, fail/info ${f.fail}/${f.info}, p99 ${f.p99Ms} ms`,
   title: 'baseline',
   fault: 'no fault',
   must: 'route by slot, pipeline/multiplex',

@@ -22,6 +22,7 @@ function firstOk(wl, from, affected) {
 
 const R8 = {
   id: 'R8',
+  summary: (f) => `reconnect ≤ ${f.maxReconnectMs} ms; info ${f.info} ≤ ${f.inFlightAtKills} in flight; duplicate ${f.duplicate}; fail ${f.fail}`,
   title: 'CLIENT KILL',
   fault: 'every 3 s, `CLIENT KILL TYPE normal SKIPME yes` on one master (5 kills)',
   must: 'reconnect with backoff; written-but-unanswered → info, unwritten → resent',
@@ -53,6 +54,7 @@ const R8 = {
 
 const R9 = {
   id: 'R9',
+  summary: (f) => `other-shard errors ${f.otherShardErrors}; ${f.refreshesDuringPause} refreshes in the 3 s pause; first ok ${f.resumeMs} ms after it; throughput after ${f.throughputAfterRatio}×; wrong ${f.wrong}`,
   title: 'CLIENT PAUSE',
   fault: '`CLIENT PAUSE 3000 ALL` on one master at t = 8 s (no failover)',
   must: 'report timeouts, keep the node (no topology thrash), resume',
@@ -96,6 +98,7 @@ const R9 = {
 
 const R10 = {
   id: 'R10',
+  summary: (f) => `${f.timeoutsDuringSleep} timeouts during the sleep; wrong ${f.wrong}; hung ${f.hung}`,
   title: 'DEBUG SLEEP short',
   fault: '`DEBUG SLEEP 1.5` on a master at t = 8 s (below the node timeout), command timeout 500 ms',
   must: 'time out; late replies must not be matched to newer requests',
@@ -133,6 +136,7 @@ const cb2p = (fn) => new Promise((resolve) => fn((err, value) => resolve({ err, 
 
 const R16 = {
   id: 'R16',
+  summary: (f) => `ready ${f.readyMs} ms, ${f.nodesKnown} nodes known; all seeds dead → ${f.allDownCode}`,
   title: 'seeds partly down',
   fault: 'start the client with 3 seeds of which 2 are closed ports',
   must: 'connect via the live seed, learn the rest',
@@ -189,6 +193,7 @@ const POPULATE = 1000000;
 
 const R17 = {
   id: 'R17',
+  summary: (f) => `reload ${f.reloadMs} ms, -LOADING seen by a side connection ${f.loadingSeenByOthers}×, client retries ${f.retriesDuringReload}, fail ${f.fail}`,
   title: 'LOADING',
   fault: `\`DEBUG POPULATE ${POPULATE}\` on a master, then \`DEBUG RELOAD\` under load`,
   must: 'wait and retry LOADING',

@@ -17,6 +17,7 @@ const clientFollows = (client, slot, port, what) =>
 
 const R2 = {
   id: 'R2',
+  summary: (f) => `${f.okWrites} acked writes, lost ${f.lost}, fail/info ${f.fail}/${f.info}, max ${f.maxMs} ms, refreshes per failover ${(f.failovers || []).map((x) => x.refreshes).join('/')}`,
   title: 'manual failover',
   fault: '`CLUSTER FAILOVER` on a replica of each master in turn (t = 8, 16, 24 s)',
   must: 'follow MOVED transparently; refresh the map once per event',
@@ -110,6 +111,7 @@ function unaffectedErrors(ctx, f) {
 
 const R3 = {
   id: 'R3',
+  summary: (f) => `promotion ${f.promotionMs} ms, first ok ${f.recoveryMs} ms after the kill, info ${f.info}, lost ${f.lost} (durable ${f.lostDetail && f.lostDetail.durable}), unaffected-shard errors ${f.unaffectedErrors}`,
   title: 'SIGKILL master',
   fault: '`kill -9` a master at t = 10 s (replicas in sync, `WAIT 1 5000` first); restart it at t = 20 s',
   must: 'fail fast on refused connects, keep other shards at full speed, find the promoted replica, re-add the restarted node',
@@ -127,6 +129,7 @@ const R3 = {
 
 const R4 = {
   id: 'R4',
+  summary: (f) => `promotion ${f.promotionMs} ms, re-routed ${f.recoveryMs} ms after the STOP, timeouts ${f.timeoutMinMs}–${f.timeoutMaxMs} ms, lost ${f.lost}, wrong ${f.wrong}`,
   title: 'SIGSTOP master (stale primary)',
   fault: '`kill -STOP` a master at t = 10 s, `kill -CONT` at t = 22 s',
   must: 'time out in-flight requests at 1 s (info), refresh from other nodes, route to the new master, drop the old one\'s late replies',
@@ -154,6 +157,7 @@ function stalePrimaryCheck(ctx, f) {
 
 const R11 = {
   id: 'R11',
+  summary: (f) => `promotion ${f.promotionMs} ms, re-routed ${f.recoveryMs} ms after the sleep began, timeouts ${f.timeoutMinMs}–${f.timeoutMaxMs} ms, lost ${f.lost}, wrong ${f.wrong}`,
   title: 'DEBUG SLEEP long',
   fault: '`DEBUG SLEEP 8` on a master at t = 10 s (deferred side connection); it wakes as a stale primary',
   must: 'same as R4',
@@ -166,6 +170,7 @@ const R11 = {
 
 const R12 = {
   id: 'R12',
+  summary: (f) => `down ${f.downAfterMs} ms after the STOP; CPU ${f.cpuWhileDown} core, ${f.retriesPerSecWhileDown} retries/s while down; max settle ${f.maxMs} ms; first ok ${f.recoveryMs} ms after CONT; codes ${JSON.stringify(f.codes)}`,
   title: 'CLUSTERDOWN',
   fault: 'SIGSTOP two of three masters at t = 8 s (the third is in the minority), SIGCONT at t = 20 s',
   must: 'back off, surface CLUSTERDOWN after the retry budget, no busy loop; recover when the nodes return',

@@ -30,6 +30,7 @@ async function clientConnections(port) {
 
 const R13 = {
   id: 'R13',
+  summary: (f) => `connection ready ${f.connectedAfterFirstSlotMs} ms after the first slot; reshard ${f.reshardMs} ms; fail ${f.fail}`,
   title: 'add node',
   fault: 'start a 7th node, `redis-cli --cluster add-node`, then reshard 1000 slots to it',
   must: 'discover it via MOVED and periodic refresh',
@@ -82,6 +83,7 @@ const R13 = {
 
 const R14 = {
   id: 'R14',
+  summary: (f) => `uncovered maps ${f.uncoveredMaps}; connections closed ${f.connectionsClosedMs} ms after del-node; fail ${f.fail}`,
   title: 'remove node',
   fault: 'reshard all slots off a master, `redis-cli --cluster del-node` it (CLUSTER FORGET + RESET SOFT)',
   must: 'never adopt the empty map the reset node returns; close its connections',

@@ -34,6 +34,7 @@ async function strayKeys(cluster) {
 
 const R5 = {
   id: 'R5',
+  summary: (f) => `N ${f.ops}, reshards ${(f.reshards || []).map((r) => r.ms).join(' + ')} ms, lost ${f.lost}, W1/W2 errors ${f.w12Errors}, W3 errors ${f.w3Errors}, ASK ${f.ask}, keys on two masters ${f.strayKeys}`,
   title: 'online reshard',
   fault: '`redis-cli --cluster reshard --cluster-from all --cluster-slots 1500` to one master at t = 5 s, then to another',
   must: 'follow ASK with ASKING back-to-back; patch the map on MOVED; TRYAGAIN backoff for W3',
@@ -77,6 +78,7 @@ async function askingCalls(port) {
 
 const R6 = {
   id: 'R6',
+  summary: (f) => `steps ${f.steps ? 'as expected' : '?'}; GET k2: ${f.askOnGet} ASK / ${f.askingOnGet} ASKING; total ${f.askTotal} ASK / ${f.askingTotal} ASKING; map changes on ASK ${f.mapChangesOnAsk}; refreshes after NODE ${f.refreshesAfterNode}`,
   title: 'manual slot migration',
   fault: 'IMPORTING/MIGRATING on an empty hash-tag slot, MIGRATE of one key, SETSLOT NODE on all masters',
   must: 'exact behaviour per step: ASK with one ASKING, TRYAGAIN retried, MOVED after NODE',
@@ -162,6 +164,7 @@ const R6 = {
 
 const R7 = {
   id: 'R7',
+  summary: (f) => `${f.code} after ${f.attempts} attempts in ${f.errorMs} ms; CPU ${f.cpu} core (workload included)`,
   title: 'MOVED loop',
   fault: 'on an empty slot: `SETSLOT s NODE B` on A and `SETSLOT s NODE A` on B, then a command at once',
   must: 'stop after 16 redirections with MAX_REDIRECTIONS (definite)',

@@ -7,6 +7,7 @@ const c = require('../cluster');
 
 const R15 = {
   id: 'R15',
+  summary: (f) => `healthy ${f.healthyAfterMs} ms, first ok ${f.recoveryMs} ms after the last node was up; lost ${f.lost}`,
   title: 'full restart',
   fault: 'AOF on (`appendfsync always`); SIGKILL every node at t = 8 s, restart them all',
   must: 'reconnect everything, re-seed from any live node',

@@ -1,0 +1,13 @@
+// Every fault scenario, in ID order (R1, R2, ...). A scenario is {id, title, fault, must,
+// passFigure, quick?, cluster?, client?, workload?, run(ctx), check?(ctx, figures),
+// summary(figures)}; see faults/harness.js for what ctx holds.
+'use strict';
+
+module.exports = [
+  ...require('./baseline'),
+  ...require('./failover'),
+  ...require('./migration'),
+  ...require('./membership'),
+  ...require('./connection'),
+  ...require('./restart'),
+].sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)));
