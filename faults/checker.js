@@ -124,7 +124,8 @@ function opFigures(wl, { faultAt = 0, affected = () => true, tailFrom = 0 } = {}
     if (o.st === 'ok') {
       lat.push(ms);
       if (o.k === 'incr' || o.k === 'rpush' || o.k === 'mset' || o.k === 'tx') f.okWrites++;
-      if (faultAt && o.t0 >= faultAt && o.s >= 0 && affected(o.s) && o.t1 < firstOk) firstOk = o.t1;
+      // Strictly after: an op issued in the same millisecond may have been sent before the fault.
+      if (faultAt && o.t0 > faultAt && o.s >= 0 && affected(o.s) && o.t1 < firstOk) firstOk = o.t1;
     }
     if (ms > f.maxMs) f.maxMs = ms;
     if (tailFrom && o.t0 >= tailFrom && o.st !== 'ok') f.tailErrors++;

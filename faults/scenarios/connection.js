@@ -10,13 +10,16 @@ const { quit } = require('../harness');
 
 const net = require('net');
 
-// Ops on the victim's slots in flight right now.
-const inFlight = (wl, affected) => [...wl._pending.values()].filter((p) => p.s >= 0 && affected(p.s)).length;
+// Ops on the victim's slots that may have been in flight when the kill happened, somewhere in
+// [from, to] (between sending CLIENT KILL and its reply): issued by `to`, not settled before `from`.
+const inFlight = (wl, affected, from, to) =>
+  wl.ops.filter((o) => o.s >= 0 && affected(o.s) && o.t0 <= to && o.t1 >= from).length;
 
-// First ok on affected slots among ops issued at or after `from`: ms after `from`, or null.
+// First ok on affected slots among ops issued after `from` (strictly: one issued in the same
+// millisecond may predate the fault): ms after `from`, or null.
 function firstOk(wl, from, affected) {
   let first = Infinity;
-  for (const o of wl.ops) if (o.st === 'ok' && o.t0 >= from && o.s >= 0 && affected(o.s) && o.t1 < first) first = o.t1;
+  for (const o of wl.ops) if (o.st === 'ok' && o.t0 > from && o.s >= 0 && affected(o.s) && o.t1 < first) first = o.t1;
   return first === Infinity ? null : first - from;
 }
 
@@ -33,19 +36,25 @@ const R8 = {
     const kills = (ctx.figures.kills = []);
     for (let i = 0; i < 5; i++) {
       await ctx.at(5000 + i * 3000);
-      const pending = inFlight(ctx.wl, ctx.affected);
+      const sentAt = Date.now();
       const killed = await c.sendCommand(victim.port, ['CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes']);
-      kills.push({ at: Date.now(), inFlight: pending, killed });
+      kills.push({ sentAt, at: Date.now(), killed });
       if (i === 0) ctx.faultAt = Date.now();
     }
     await ctx.at(5000 + 5 * 3000);
-    for (const k of kills) k.reconnectMs = firstOk(ctx.wl, k.at, ctx.affected);
+    for (const k of kills) {
+      k.reconnectMs = firstOk(ctx.wl, k.at, ctx.affected);
+      k.inFlight = inFlight(ctx.wl, ctx.affected, k.sentAt, k.at);
+    }
     await c.healthy(ctx.cluster);
   },
   check(ctx, f) {
     f.inFlightAtKills = f.kills.reduce((n, k) => n + k.inFlight, 0);
     f.maxReconnectMs = Math.max(...f.kills.map((k) => (k.reconnectMs === null ? Infinity : k.reconnectMs)));
-    for (const k of f.kills) delete k.at;
+    for (const k of f.kills) {
+      delete k.at;
+      delete k.sentAt;
+    }
     if (f.maxReconnectMs > 300) ctx.fail(`reconnect took ${f.maxReconnectMs} ms (must be ≤ 300)`);
     if (f.info > f.inFlightAtKills) ctx.fail(`${f.info} info ops > ${f.inFlightAtKills} in flight at the kills`);
     if (f.fail) ctx.fail(`${f.fail} fail (a killed connection must not fail commands definitely): ${JSON.stringify(f.codes)}`);
