@@ -176,8 +176,9 @@ const R12 = {
   must: 'back off, surface CLUSTERDOWN after the retry budget, no busy loop; recover when the nodes return',
   passFigure: 'CPU < 50% of a core while down; each request settles ≤ 6 s; first ok ≤ node timeout + 3 s after SIGCONT',
   // One deadline above the retry budget, so CLUSTERDOWN (definite) surfaces from the budget and
-  // only requests to the paused nodes end as TIMEOUT.
-  client: { commandTimeout: 6000, retryBudget: 5000 },
+  // only requests to the paused nodes end as TIMEOUT. 5.8 s, not 6: the client may fire a
+  // deadline up to a tenth of a second late (its sweep period), and the bound is 6 s.
+  client: { commandTimeout: 5800, retryBudget: 5000 },
   async run(ctx) {
     const masters = await ctx.cluster.masters();
     const paused = masters.slice(0, 2);
@@ -206,7 +207,7 @@ const R12 = {
     const w = window(ctx.wl, ctx.downWindow[0], ctx.downWindow[1]);
     f.whileDown = w;
     if (f.cpuWhileDown >= 0.5) ctx.fail(`CPU ${f.cpuWhileDown} of a core while down (must be < 0.5)`);
-    if (f.maxMs > 6500) ctx.fail(`a request took ${f.maxMs} ms to settle (must be ≤ 6 s, + 0.5 s margin)`);
+    if (f.maxMs > 6000) ctx.fail(`a request took ${f.maxMs} ms to settle (must be ≤ 6000)`);
     if (f.recoveryMs === null || f.recoveryMs > 5000) ctx.fail(`first ok ${f.recoveryMs} ms after SIGCONT (must be ≤ 5000)`);
   },
 };
