@@ -26,9 +26,9 @@ async function main() {
   const o = parseArgs(process.argv.slice(2));
   let list = SCENARIOS;
   if (o.only) {
-    const unknown = o.only.filter((id) => !SCENARIOS.some((s) => s.id === id));
+    const unknown = o.only.filter((id) => !SCENARIOS.some((s) => s.id.toUpperCase() === id));
     if (unknown.length) throw new Error(`unknown scenario ${unknown.join(', ')}`);
-    list = SCENARIOS.filter((s) => o.only.includes(s.id));
+    list = SCENARIOS.filter((s) => o.only.includes(s.id.toUpperCase()));
   } else if (o.quick) list = SCENARIOS.filter((s) => s.quick);
   const results = [];
   for (const def of list) {
