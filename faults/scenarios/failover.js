@@ -105,9 +105,17 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) 
 
 // Errors on slots the fault does not touch (keyless ECHO excluded: it may land on the victim).
 function unaffectedErrors(ctx, f) {
-  const w = window(ctx.wl, ctx.faultAt, Infinity, (o) => o.s >= 0 && !ctx.affected(o.s));
+  const unaffected = (o) => o.s >= 0 && !ctx.affected(o.s);
+  const w = window(ctx.wl, ctx.faultAt, Infinity, unaffected);
   f.unaffectedErrors = w.fail + w.info;
-  if (f.unaffectedErrors) f.unaffectedCodes = w.codes;
+  if (f.unaffectedErrors) {
+    f.unaffectedCodes = w.codes;
+    // Which ops, when (ms after the fault) and how long they took, to tell a stall from a misroute.
+    f.unaffectedSamples = ctx.wl.ops
+      .filter((o) => o.t0 >= ctx.faultAt && o.st !== 'ok' && unaffected(o))
+      .slice(0, 5)
+      .map((o) => `${o.k} slot ${o.s} at +${o.t0 - ctx.faultAt} ms took ${o.t1 - o.t0} ms: ${o.code}`);
+  }
 }
 
 const R3 = {
