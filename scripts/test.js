@@ -1,7 +1,8 @@
 // `npm test`: builds the addon if it is missing, starts one throwaway local Redis Cluster, runs
 // `cargo test` for the Rust crates and then every __test__ suite with node's test runner against
 // that cluster (its seeds are passed in REDIS_CLUSTR_SEEDS), and stops the cluster whatever
-// happens. Exits non-zero if anything failed.
+// happens; then the quick fault scenarios (faults/run.js --quick, own clusters) and the packaging
+// test. Exits non-zero if anything failed.
 'use strict';
 
 const { spawnSync, spawn } = require('child_process');
@@ -87,6 +88,15 @@ async function main() {
   } finally {
     await cluster.stop();
   }
+
+  // --- Fault scenarios (issue 6, RELIABILITY.md §1-§2) ---------------------------------------
+  // The quick subset (R1 baseline 10 s, R2 failover of one shard, R6 manual migration, R7 MOVED
+  // loop, R16 seeds partly down), each on a fresh cluster of its own: ~1.5 min. Each scenario
+  // counts as one test (the runner ends with `# pass N` / `# fail M`). `npm run test:faults`
+  // runs all of them.
+  console.log('# fault scenarios: faults/run.js --quick');
+  const faults = await run(process.execPath, [path.join(root, 'faults', 'run.js'), '--quick']);
+  if (faults !== 0) failures.push(`fault scenarios (${faults})`);
 
   // --- Packaging (issue 8) ---------------------------------------------------------------------
   // What npm users install: packs the package and its linux-x64-gnu platform package, installs

@@ -291,6 +291,21 @@ class LocalCluster {
   }
 
   /**
+   * Starts one more redis-server on `port` (which the caller found free, bus port included) with
+   * the same arguments as the others, and resolves when it answers PING. It is not part of the
+   * cluster until someone runs `redis-cli --cluster add-node` (or CLUSTER MEET); stop() stops it.
+   * @param {number} port
+   * @returns {Promise<{host: string, port: number, pid: number}>}
+   */
+  async spawnNode(port) {
+    if (this._procs.has(port)) throw new Error(`port ${port} already belongs to this cluster`);
+    if (this._stopping) throw new Error('cluster is stopped');
+    this._spawn(port);
+    await this._waitReady(port, Date.now() + 10000);
+    return this.nodes.find((n) => n.port === port);
+  }
+
+  /**
    * Starts the (exited) node on `port` again with the same arguments and directory, so it keeps
    * its nodes-<port>.conf and rejoins the cluster. Resolves when it answers PING; does not wait
    * for the cluster to be healthy (use waitHealthy).

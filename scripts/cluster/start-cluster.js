@@ -146,4 +146,6 @@ function runRedisCli(cli, args, timeoutMs = 60000) {
   });
 }
 
-module.exports = { startCluster };
+// pickBasePort and runRedisCli are also used by the fault harness (faults/cluster.js) to add a
+// node to a running cluster and to run `redis-cli --cluster reshard|add-node|del-node|check`.
+module.exports = { startCluster, pickBasePort, runRedisCli };

@@ -3,6 +3,7 @@
 
 mod convert;
 mod options;
+mod panics;
 mod prefix;
 mod splits;
 mod submit;
@@ -41,6 +42,7 @@ impl NativeCluster {
     /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return.
     #[napi(constructor)]
     pub fn new(mut options: Options, wake: Wake, nat: Option<NatFn>) -> napi::Result<Self> {
+        panics::install_counter();
         let prefix = options
             .prefix
             .take()
