@@ -47,13 +47,15 @@ impl NativeCluster {
         })
     }
 
-    /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`).
+    /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`);
+    /// `large` holds the large byte arguments its records refer to, read (copied) in this call.
     /// Commands rejected here complete with their error through `drain`, like any other.
     #[napi]
-    pub fn submit(&self, batch: BufferSlice, len: u32) {
+    pub fn submit(&self, batch: BufferSlice, len: u32, large: Option<Vec<BufferSlice>>) {
         let len = (len as usize).min(batch.len());
+        let large: Vec<&[u8]> = large.iter().flatten().map(|b| &b[..]).collect();
         let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
-        let parsed = submit::parse(&batch[..len], &mut splits);
+        let parsed = submit::parse(&batch[..len], &large, &mut splits);
         if !parsed.rejected.is_empty() {
             self.sink.push(parsed.rejected, Vec::new());
         }
