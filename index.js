@@ -181,7 +181,7 @@ function flush(self) {
   self._flushScheduled = false;
   const enc = self._enc;
   if (enc.count === 0) return;
-  self._native.submit(enc.buf, enc.pos);
+  self._native.submit(enc.buf, enc.pos, enc.large.length ? enc.large : undefined);
   enc.reset();
 }
 
@@ -305,7 +305,7 @@ class RedisClustr extends EventEmitter {
     // After 2^31 commands ids wrap; one still waiting for its reply is never reused.
     while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
     this._nextId = id >= 0x7fffffff ? 1 : id + 1;
-    const start = this._enc.pos;
+    const start = this._enc.weight();
     try {
       if (tx) this._enc.pushTx(id, flags, tx, session);
       else this._enc.push(id, flags, node, name, args, session);
@@ -314,7 +314,7 @@ class RedisClustr extends EventEmitter {
       this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb);
       return this;
     }
-    const bytes = this._enc.pos - start;
+    const bytes = this._enc.weight() - start;
     this._queuedBytes += bytes;
     this._pending.set(id, { name, args, cb, bytes });
     this._scheduleFlush();
@@ -322,7 +322,10 @@ class RedisClustr extends EventEmitter {
   }
 
   _scheduleFlush() {
-    if (!this._flushScheduled) {
+    // A large Buffer argument is read by native code in the flush, not copied here: it must
+    // happen before the caller can change the Buffer (see lib/encoder.js).
+    if (this._enc.large.length) flush(this);
+    else if (!this._flushScheduled) {
       this._flushScheduled = true;
       process.nextTick(flush, this);
     }

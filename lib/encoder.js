@@ -1,18 +1,41 @@
 // Packs queued commands into one Buffer for the single native call per tick (see
 // src/binding/submit.rs for the format). One reusable buffer: the native side copies what it
 // needs during the call, so the bytes can be overwritten by the next flush.
+// Byte arguments of LARGE bytes or more are not copied into it: the record names them by index
+// in `large`, handed to native code with the batch, which copies them once into the command's
+// wire bytes. Copying a 64 MiB value twice into fresh memory on the JS thread (here, then there)
+// stalled the event loop for over 100 ms. Since they are read in the native call, a batch holding
+// one must be flushed before the caller gets control back (the caller may change the Buffer).
 'use strict';
 
 const FLAG_BUFFERS = 1;
 const FLAG_NODE = 2;
 const FLAG_TX = 4;
 const FLAG_SESSION = 8;
+const LARGE = 1024 * 1024;
+// In place of an argument's length: the argument is `large[next u32]`. No inline argument is
+// this long (strings encode to under 2 GiB, byte arrays this size take the large path).
+const LARGE_REF = 0xffffffff;
 
 class Encoder {
   constructor() {
     this.buf = Buffer.allocUnsafe(64 * 1024);
     this.pos = 0;
     this.count = 0;
+    this.large = [];
+    this.largeBytes = 0;
+  }
+
+  /** What the queued commands weigh: the batch bytes plus the large arguments they name. */
+  weight() {
+    return this.pos + this.largeBytes;
+  }
+
+  // Undoes a record that could not be written whole.
+  rollback(pos, large, largeBytes) {
+    this.pos = pos;
+    this.large.length = large;
+    this.largeBytes = largeBytes;
   }
 
   ensure(n) {
@@ -29,11 +52,13 @@ class Encoder {
   // is rolled back so the batch stays well-formed.
   // `session` (optional): the WATCH session the command belongs to.
   push(id, flags, node, name, args, session) {
-    const start = this.pos;
+    const pos = this.pos;
+    const large = this.large.length;
+    const largeBytes = this.largeBytes;
     try {
       this.record(id, flags, node, name, args, session);
     } catch (e) {
-      this.pos = start;
+      this.rollback(pos, large, largeBytes);
       throw e;
     }
     this.count++;
@@ -60,7 +85,9 @@ class Encoder {
 
   // A transaction as one record: FLAG_TX, then the commands (see src/binding/submit.rs).
   pushTx(id, flags, commands, session) {
-    const start = this.pos;
+    const pos = this.pos;
+    const large = this.large.length;
+    const largeBytes = this.largeBytes;
     try {
       this.ensure(13);
       this.buf.writeUInt32LE(id, this.pos);
@@ -80,7 +107,7 @@ class Encoder {
         }
       }
     } catch (e) {
-      this.pos = start;
+      this.rollback(pos, large, largeBytes);
       throw e;
     }
     this.count++;
@@ -114,6 +141,16 @@ class Encoder {
   }
 
   bytes(u8) {
+    if (u8.length >= LARGE) {
+      this.ensure(8);
+      this.buf.writeUInt32LE(LARGE_REF, this.pos);
+      this.buf.writeUInt32LE(this.large.length, this.pos + 4);
+      this.pos += 8;
+      // The native side reads Buffers; a plain Uint8Array is viewed as one, not copied.
+      this.large.push(Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength));
+      this.largeBytes += u8.length;
+      return;
+    }
     this.ensure(4 + u8.length);
     this.buf.writeUInt32LE(u8.length, this.pos);
     this.buf.set(u8, this.pos + 4);
@@ -123,6 +160,8 @@ class Encoder {
   reset() {
     this.pos = 0;
     this.count = 0;
+    this.large = [];
+    this.largeBytes = 0;
     // Do not keep a huge buffer around after one big value went through.
     if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(64 * 1024);
   }

@@ -65,13 +65,15 @@ impl NativeCluster {
         })
     }
 
-    /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`).
+    /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`);
+    /// `large` holds the large byte arguments its records refer to, read (copied) in this call.
     /// Commands rejected here complete with their error through `drain`, like any other.
     #[napi]
-    pub fn submit(&self, batch: BufferSlice, len: u32) {
+    pub fn submit(&self, batch: BufferSlice, len: u32, large: Option<Vec<BufferSlice>>) {
         let len = (len as usize).min(batch.len());
+        let large: Vec<&[u8]> = large.iter().flatten().map(|b| &b[..]).collect();
         let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
-        let parsed = submit::parse(&batch[..len], self.prefix.as_deref(), &mut splits);
+        let parsed = submit::parse(&batch[..len], self.prefix.as_deref(), &large, &mut splits);
         if !parsed.rejected.is_empty() {
             self.sink.push(parsed.rejected, Vec::new());
         }

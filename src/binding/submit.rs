@@ -4,7 +4,10 @@
 //! Batch format (little-endian), one record per command:
 //! `id: u32 | flags: u8 | [session: u32 when flags has FLAG_SESSION] | [len: u32 | "host:port"
 //! when flags has FLAG_NODE] | argc: u32 | argc × (len: u32 | bytes)`; args[0] is the command
-//! name. A FLAG_SESSION record with argc 0 ends that WATCH session.
+//! name. A FLAG_SESSION record with argc 0 ends that WATCH session. A length of `LARGE_REF`
+//! stands for a large byte argument passed beside the batch: `LARGE_REF | index: u32` is
+//! `large[index]` (lib/encoder.js), read here directly so a big value is copied once, into the
+//! wire bytes.
 
 use bytes::BytesMut;
 use clustr_engine::command::CommandSpec;
@@ -47,9 +50,13 @@ const CONNECTION_STATE: &[(&str, &str)] = &[
     ),
 ];
 
+/// In place of an argument's length: the argument is the large one at the next u32's index.
+const LARGE_REF: u32 = u32::MAX;
+
 struct Cursor<'a> {
     b: &'a [u8],
     pos: usize,
+    large: &'a [&'a [u8]],
 }
 
 impl<'a> Cursor<'a> {
@@ -68,6 +75,16 @@ impl<'a> Cursor<'a> {
         self.pos += n;
         Some(v)
     }
+    /// One argument: inline bytes, or a reference to a large one.
+    fn arg(&mut self) -> Option<&'a [u8]> {
+        match self.u32()? {
+            LARGE_REF => {
+                let i = self.u32()?;
+                self.large.get(i as usize).copied()
+            }
+            n => self.bytes(n as usize),
+        }
+    }
 }
 
 /// What one batch turns into.
@@ -80,7 +97,8 @@ pub struct Parsed {
 }
 
 /// Splits a batch into commands for the driver, subscription changes and immediate rejections.
-pub fn parse(batch: &[u8], prefix: Option<&[u8]>, splits: &mut Splits) -> Parsed {
+/// `large` holds the large arguments the batch refers to.
+pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut Splits) -> Parsed {
     let mut parsed = Parsed::default();
     let Parsed {
         commands,
@@ -90,7 +108,11 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, splits: &mut Splits) -> Parsed
     } = &mut parsed;
     let mut out = BytesMut::with_capacity(batch.len() + batch.len() / 2);
     let mut args: Vec<&[u8]> = Vec::with_capacity(8);
-    let mut c = Cursor { b: batch, pos: 0 };
+    let mut c = Cursor {
+        b: batch,
+        pos: 0,
+        large,
+    };
     while c.pos < batch.len() {
         let (Some(id), Some(flags)) = (c.u32(), c.u8()) else {
             break;
@@ -142,7 +164,7 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, splits: &mut Splits) -> Parsed
         }
         args.clear();
         for _ in 0..argc {
-            match c.u32().and_then(|n| c.bytes(n as usize)) {
+            match c.arg() {
                 Some(a) => args.push(a),
                 None => return parsed,
             }
@@ -290,8 +312,7 @@ fn read_tx<'a>(c: &mut Cursor<'a>) -> Option<Vec<Vec<&'a [u8]>>> {
         let argc = c.u32()?;
         let mut args = Vec::with_capacity((argc as usize).min(64));
         for _ in 0..argc {
-            let len = c.u32()?;
-            args.push(c.bytes(len as usize)?);
+            args.push(c.arg()?);
         }
         cmds.push(args);
     }
