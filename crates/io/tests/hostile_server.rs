@@ -368,9 +368,17 @@ async fn every_request_on_a_connection_that_broke_the_framing_fails_with_protoco
         let name = String::from_utf8_lossy(args[0]).into_owned();
         let err = expect_err(h.result(1000 + i as u32).await, "PROTOCOL", &name);
         assert_protocol_message(&name, &err, "unknown type byte", !readonly);
-        assert_eq!(server.served(args[1]), vec![0], "{name}: sent once, never resent");
+        assert_eq!(
+            server.served(args[1]),
+            vec![0],
+            "{name}: sent once, never resent"
+        );
     }
-    assert!(started.elapsed() < WITHIN, "settled after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < WITHIN,
+        "settled after {:?}",
+        started.elapsed()
+    );
     server.wait_closed_by_client(0).await;
     h.next_command_succeeds_on_a_fresh_connection(0).await;
     let got = h.run(&[b"GET", b"r1"], true).await;
