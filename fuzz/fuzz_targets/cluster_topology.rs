@@ -53,7 +53,12 @@ impl Host {
         match self {
             Host::Local => text("127.0.0.1".into()),
             Host::V4(a, b, c, d) => text(format!("{a}.{b}.{c}.{d}")),
-            Host::V6(p) => text(p.iter().map(|x| format!("{x:x}")).collect::<Vec<_>>().join(":")),
+            Host::V6(p) => text(
+                p.iter()
+                    .map(|x| format!("{x:x}"))
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
             Host::Name(n) => Reply::Bulk(n.clone().into()),
             Host::Empty => text(String::new()),
             Host::Question => text("?".into()),
@@ -109,7 +114,9 @@ fn slots_reply(ranges: &[SlotsRange]) -> Reply {
                         f.push(id.to_reply(3));
                     }
                     if let Some(meta) = &n.meta {
-                        let kv = meta.iter().flat_map(|(k, v)| [Reply::Bulk(k.clone().into()), v.reply()]);
+                        let kv = meta
+                            .iter()
+                            .flat_map(|(k, v)| [Reply::Bulk(k.clone().into()), v.reply()]);
                         f.push(Reply::Array(kv.collect()));
                     }
                     f.extend(n.junk.iter().map(|j| j.to_reply(3)));
@@ -159,7 +166,10 @@ fn node_reply(fields: &[NodeField]) -> Reply {
                 NodeField::Endpoint(h) => kv("endpoint", h.reply()),
                 NodeField::Hostname(h) => kv("hostname", h.reply()),
                 NodeField::Role(m) => kv("role", text(if *m { "master" } else { "replica" })),
-                NodeField::Health(h) => kv("health", text(["online", "failed", "loading"][*h as usize % 3])),
+                NodeField::Health(h) => kv(
+                    "health",
+                    text(["online", "failed", "loading"][*h as usize % 3]),
+                ),
                 NodeField::Offset(o) => kv("replication-offset", Reply::Int(*o)),
                 NodeField::Other(k, v) => [Reply::Bulk(k.clone().into()), v.to_reply(3)],
             })
@@ -176,13 +186,17 @@ fn shards_reply(shards: &[Vec<ShardField>]) -> Reply {
                     fields
                         .iter()
                         .flat_map(|f| match f {
-                            ShardField::Slots(b) => {
-                                kv("slots", Reply::Array(b.iter().flat_map(|b| b.replies()).collect()))
+                            ShardField::Slots(b) => kv(
+                                "slots",
+                                Reply::Array(b.iter().flat_map(|b| b.replies()).collect()),
+                            ),
+                            ShardField::Nodes(n) => kv(
+                                "nodes",
+                                Reply::Array(n.iter().map(|n| node_reply(n)).collect()),
+                            ),
+                            ShardField::Other(k, v) => {
+                                [Reply::Bulk(k.clone().into()), v.to_reply(3)]
                             }
-                            ShardField::Nodes(n) => {
-                                kv("nodes", Reply::Array(n.iter().map(|n| node_reply(n)).collect()))
-                            }
-                            ShardField::Other(k, v) => [Reply::Bulk(k.clone().into()), v.to_reply(3)],
                         })
                         .collect(),
                 )
@@ -204,7 +218,9 @@ fn parse_all(reply: &Reply) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     match mode % 3 {
         0 => {
             for frame in feed(rest, &[]).frames {
@@ -217,7 +233,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         _ => {
-            if let Ok(shards) = Vec::<Vec<ShardField>>::arbitrary_take_rest(Unstructured::new(rest)) {
+            if let Ok(shards) = Vec::<Vec<ShardField>>::arbitrary_take_rest(Unstructured::new(rest))
+            {
                 parse_all(&shards_reply(&shards));
             }
         }

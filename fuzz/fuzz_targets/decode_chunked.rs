@@ -7,7 +7,9 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&n, rest)) = data.split_first() else { return };
+    let Some((&n, rest)) = data.split_first() else {
+        return;
+    };
     let n = (n as usize % 9).min(rest.len());
     let (sizes, stream) = rest.split_at(n);
     let sizes: Vec<usize> = sizes.iter().map(|&s| s as usize).collect();

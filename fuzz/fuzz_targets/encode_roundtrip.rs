@@ -22,12 +22,32 @@ fuzz_target!(|input: Input| {
     let first = bytes.len();
     bytes.extend_from_slice(&enc(&b));
     let m = feed(&bytes, &[]);
-    assert_eq!(m, Meaning { frames: vec![a.clone(), b], error: false, left: 0 });
+    assert_eq!(
+        m,
+        Meaning {
+            frames: vec![a.clone(), b],
+            error: false,
+            left: 0
+        }
+    );
     assert_eq!(feed(&bytes[..first], &[]).frames, vec![a]);
 
     let mut cmd = bytes::BytesMut::new();
     encode_command(&mut cmd, &input.args);
     let m = feed(&cmd, &[]);
-    let want = Reply::Array(input.args.iter().map(|a| Reply::Bulk(a.clone().into())).collect());
-    assert_eq!(m, Meaning { frames: vec![want], error: false, left: 0 });
+    let want = Reply::Array(
+        input
+            .args
+            .iter()
+            .map(|a| Reply::Bulk(a.clone().into()))
+            .collect(),
+    );
+    assert_eq!(
+        m,
+        Meaning {
+            frames: vec![want],
+            error: false,
+            left: 0
+        }
+    );
 });

@@ -10,7 +10,9 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let current = NodeAddr::new("10.0.0.9", 7000);
     assert!(error_code(data).chars().count() <= 32);
-    let Ok(Some(r)) = classify(data, &current) else { return };
+    let Ok(Some(r)) = classify(data, &current) else {
+        return;
+    };
     let (slot, addr) = match &r {
         Redirect::Moved { slot, addr } | Redirect::Ask { slot, addr } => (*slot, addr),
         _ => return,
@@ -20,7 +22,10 @@ fuzz_target!(|data: &[u8]| {
     let line = format!("MOVED {slot} {addr}");
     assert_eq!(
         classify(line.as_bytes(), &current),
-        Ok(Some(Redirect::Moved { slot, addr: addr.clone() })),
+        Ok(Some(Redirect::Moved {
+            slot,
+            addr: addr.clone()
+        })),
         "{line}"
     );
 });

@@ -38,12 +38,16 @@ enum F3 {
 }
 
 fn line(b: &[u8]) -> Vec<u8> {
-    b.iter().map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }).collect()
+    b.iter()
+        .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c })
+        .collect()
 }
 
 /// Encodes `f` (nesting cut at `depth`); returns the RESP2 value when the frame is RESP2-only.
 fn encode(f: &F3, depth: usize, out: &mut Vec<u8>) -> Option<Reply> {
-    let head = |out: &mut Vec<u8>, t: u8, n: usize| out.extend_from_slice(format!("{}{n}\r\n", t as char).as_bytes());
+    let head = |out: &mut Vec<u8>, t: u8, n: usize| {
+        out.extend_from_slice(format!("{}{n}\r\n", t as char).as_bytes())
+    };
     let blob = |out: &mut Vec<u8>, t: u8, b: &[u8]| {
         head(out, t, b.len());
         out.extend_from_slice(b);
@@ -53,11 +57,24 @@ fn encode(f: &F3, depth: usize, out: &mut Vec<u8>) -> Option<Reply> {
         let mut ok = Some(Vec::new());
         for i in items {
             let r = encode(i, depth - 1, out);
-            ok = ok.and_then(|mut v| r.map(|r| { v.push(r); v }));
+            ok = ok.and_then(|mut v| {
+                r.map(|r| {
+                    v.push(r);
+                    v
+                })
+            });
         }
         ok
     };
-    let aggregate = matches!(f, F3::Array(_) | F3::Map(_) | F3::Set(_) | F3::Push(_) | F3::Attribute(..) | F3::StreamedArray(_));
+    let aggregate = matches!(
+        f,
+        F3::Array(_)
+            | F3::Map(_)
+            | F3::Set(_)
+            | F3::Push(_)
+            | F3::Attribute(..)
+            | F3::StreamedArray(_)
+    );
     if aggregate && depth == 0 {
         out.extend_from_slice(b"$-1\r\n");
         return Some(Reply::Nil);
@@ -126,7 +143,11 @@ fn encode(f: &F3, depth: usize, out: &mut Vec<u8>) -> Option<Reply> {
             None
         }
         F3::Map(kvs) | F3::Attribute(kvs, _) => {
-            head(out, if matches!(f, F3::Map(_)) { b'%' } else { b'|' }, kvs.len());
+            head(
+                out,
+                if matches!(f, F3::Map(_)) { b'%' } else { b'|' },
+                kvs.len(),
+            );
             let flat: Vec<&F3> = kvs.iter().flat_map(|(k, v)| [k, v]).collect();
             all(out, &flat);
             if let F3::Attribute(_, value) = f {
@@ -135,7 +156,11 @@ fn encode(f: &F3, depth: usize, out: &mut Vec<u8>) -> Option<Reply> {
             None
         }
         F3::Set(items) | F3::Push(items) => {
-            head(out, if matches!(f, F3::Set(_)) { b'~' } else { b'>' }, items.len());
+            head(
+                out,
+                if matches!(f, F3::Set(_)) { b'~' } else { b'>' },
+                items.len(),
+            );
             all(out, &items.iter().collect::<Vec<_>>());
             None
         }
@@ -157,19 +182,33 @@ fn encode(f: &F3, depth: usize, out: &mut Vec<u8>) -> Option<Reply> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
     if mode == 0 {
         for frame in feed(rest, &[]).frames {
             assert_reencodes(&frame);
         }
         return;
     }
-    let Ok(frame) = F3::arbitrary_take_rest(Unstructured::new(rest)) else { return };
+    let Ok(frame) = F3::arbitrary_take_rest(Unstructured::new(rest)) else {
+        return;
+    };
     let mut bytes = Vec::new();
     let resp2 = encode(&frame, 16, &mut bytes);
     let got = feed(&bytes, &[]);
     match resp2 {
-        Some(value) => assert_eq!(got, Meaning { frames: vec![value], error: false, left: 0 }),
-        None => assert!(got.error && got.frames.is_empty(), "a RESP3 frame was not refused: {got:?}"),
+        Some(value) => assert_eq!(
+            got,
+            Meaning {
+                frames: vec![value],
+                error: false,
+                left: 0
+            }
+        ),
+        None => assert!(
+            got.error && got.frames.is_empty(),
+            "a RESP3 frame was not refused: {got:?}"
+        ),
     }
 });

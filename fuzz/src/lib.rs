@@ -78,7 +78,15 @@ pub fn enc(r: &Reply) -> Vec<u8> {
 pub fn assert_reencodes(r: &Reply) {
     let bytes = enc(r);
     let m = feed(&bytes, &[]);
-    assert_eq!(m, Meaning { frames: vec![r.clone()], error: false, left: 0 }, "re-encoding {r:?}");
+    assert_eq!(
+        m,
+        Meaning {
+            frames: vec![r.clone()],
+            error: false,
+            left: 0
+        },
+        "re-encoding {r:?}"
+    );
 }
 
 /// A RESP2 reply `arbitrary` can build. Status and error lines cannot hold CR or LF on the wire,
@@ -122,7 +130,10 @@ impl ArbReply {
 pub fn assert_host_ok(addr: &NodeAddr) {
     let h = &addr.host;
     assert!(!h.is_empty() && h.len() <= 255, "host {h:?}");
-    assert!(!h.chars().any(char::is_control), "control character in host {h:?}");
+    assert!(
+        !h.chars().any(char::is_control),
+        "control character in host {h:?}"
+    );
     assert_ne!(addr.port, 0, "port 0 for {h:?}");
 }
 
@@ -131,7 +142,9 @@ pub fn assert_host_ok(addr: &NodeAddr) {
 pub fn assert_map_ok(map: &SlotMap) {
     assert!(map.is_complete(), "an incomplete map was returned");
     for slot in 0..SLOTS as u16 {
-        let shard = map.shard(slot).expect("complete map has an owner for every slot");
+        let shard = map
+            .shard(slot)
+            .expect("complete map has an owner for every slot");
         assert_host_ok(&shard.master);
         shard.replicas.iter().for_each(assert_host_ok);
     }
