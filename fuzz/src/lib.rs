@@ -126,13 +126,13 @@ impl ArbReply {
 }
 
 /// A host as an adopted map may hold it: valid UTF-8 (a `String` already), not empty, at most
-/// 255 bytes, no control characters.
+/// 255 bytes, no control characters, whitespace or brackets.
 pub fn assert_host_ok(addr: &NodeAddr) {
     let h = &addr.host;
     assert!(!h.is_empty() && h.len() <= 255, "host {h:?}");
     assert!(
-        !h.chars().any(char::is_control),
-        "control character in host {h:?}"
+        !h.chars().any(|c| c.is_control() || c.is_whitespace() || c == '[' || c == ']'),
+        "control character, space or bracket in host {h:?}"
     );
     assert_ne!(addr.port, 0, "port 0 for {h:?}");
 }
