@@ -131,7 +131,8 @@ pub fn assert_host_ok(addr: &NodeAddr) {
     let h = &addr.host;
     assert!(!h.is_empty() && h.len() <= 255, "host {h:?}");
     assert!(
-        !h.chars().any(|c| c.is_control() || c.is_whitespace() || c == '[' || c == ']'),
+        !h.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '[' || c == ']'),
         "control character, space or bracket in host {h:?}"
     );
     assert_ne!(addr.port, 0, "port 0 for {h:?}");

@@ -89,7 +89,10 @@ pub(crate) fn validate_host(raw: &[u8]) -> Res<String> {
     // No host or IP literal contains these; allowing them made `[x]:p` ambiguous (a host `-[:1]`
     // from `MOVED 0 -[:1]:7000` prints as `[-[:1]]:7000`, which reads back differently — found
     // by the redirect_line fuzz target), and a space could never appear in a MOVED line.
-    if let Some(c) = host.chars().find(|&c| c == '[' || c == ']' || c.is_whitespace()) {
+    if let Some(c) = host
+        .chars()
+        .find(|&c| c == '[' || c == ']' || c.is_whitespace())
+    {
         bail!("host contains {:?}: \"{}\"", c, excerpt(raw));
     }
     Ok(host.to_owned())
@@ -671,10 +674,18 @@ mod tests {
 
     #[test]
     fn hosts_with_c1_controls_brackets_or_spaces_are_refused() {
-        for bad in ["a\u{85}b", "a\u{9b}b", "-[:12]", "a]b", "my host", "a\u{a0}b"] {
+        for bad in [
+            "a\u{85}b", "a\u{9b}b", "-[:12]", "a]b", "my host", "a\u{a0}b",
+        ] {
             assert!(validate_host(bad.as_bytes()).is_err(), "{bad:?}");
         }
-        for good in ["127.0.0.1", "::1", "fe80::1%eth0", "redis-1.example", "ünïcode.example"] {
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "fe80::1%eth0",
+            "redis-1.example",
+            "ünïcode.example",
+        ] {
             assert_eq!(validate_host(good.as_bytes()).unwrap(), good);
         }
     }

@@ -25,7 +25,10 @@ fn every_saved_redirect_line_still_behaves() {
         };
         assert!(slot < 16384, "{name}");
         assert!(
-            !addr.host.chars().any(|c| c.is_control() || c == '[' || c == ']'),
+            !addr
+                .host
+                .chars()
+                .any(|c| c.is_control() || c == '[' || c == ']'),
             "{name}: host {:?}",
             addr.host
         );
