@@ -1,5 +1,5 @@
 //! The per-request state machine. The io layer asks `next_action` where to send a request, and
-//! feeds back what happened (`on_reply`, `on_connection_lost`); each returns a decision as data.
+//! feeds back what happened (`on_reply`, `on_connection_lost`, `on_protocol_error`); each returns a decision as data.
 //!
 //! Rules (SPEC §4): MOVED → patch that slot, resend, refresh in the background; ASK → ASKING and
 //! the command back-to-back on the target, no map change; TRYAGAIN / CLUSTERDOWN / LOADING /
@@ -198,6 +198,35 @@ impl Request {
             )),
             other => other,
         }
+    }
+
+    /// The connection to `node` broke the framing (`cause` says how; it never quotes reply
+    /// bytes) and was closed. A request that was written fails with PROTOCOL, read or write:
+    /// nobody knows which reply was its own, and a server that mangled it once may mangle a
+    /// resend the same way, so retrying would only spin through the retry budget. One that was
+    /// never written is as safe to send again as after any other loss.
+    pub fn on_protocol_error(
+        &mut self,
+        node: &NodeAddr,
+        written: bool,
+        cause: &str,
+        now_ms: u64,
+        policy: &RetryPolicy,
+    ) -> Outcome {
+        if !written {
+            return self.on_connection_lost(node, false, cause, now_ms, policy);
+        }
+        let outcome = if self.readonly {
+            "it was not retried"
+        } else {
+            "the command had been sent, so it may or may not have been applied"
+        };
+        Outcome::Fail(Error::new(
+            ErrorKind::Protocol,
+            format!(
+                "the server at {node} sent a reply that could not be parsed ({cause}); the connection was closed and will be replaced; {outcome}"
+            ),
+        ))
     }
 
     fn hop(&mut self, policy: &RetryPolicy, from: &NodeAddr, what: &str) -> Option<Error> {
@@ -461,6 +490,27 @@ mod tests {
         match r.on_connection_lost(&a(1), false, "refused", 6000, &p) {
             Outcome::Fail(e) => assert_eq!(e.kind, ErrorKind::ConnectionRefused),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_framing_error_fails_written_requests_with_protocol_and_resends_unwritten_ones() {
+        let p = RetryPolicy::default();
+        for readonly in [false, true] {
+            let mut r = Request::new(Target::Slot(1), readonly, 0);
+            match r.on_protocol_error(&a(1), true, "protocol error: x", 0, &p) {
+                Outcome::Fail(e) => {
+                    assert_eq!(e.kind, ErrorKind::Protocol);
+                    assert!(e.message.contains("connection was closed"), "{}", e.message);
+                    let unknown = e.message.contains("may or may not have been applied");
+                    assert_eq!(unknown, !readonly, "{}", e.message);
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                r.on_protocol_error(&a(1), false, "protocol error: x", 0, &p),
+                Outcome::Retry { .. }
+            ));
         }
     }
 }

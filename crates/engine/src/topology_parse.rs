@@ -3,9 +3,10 @@
 //!
 //! Invariants of every `Ok` map: all 16384 slots are covered exactly once (a slot listed twice,
 //! an empty reply or a gap is an error, never a partial map); every port is 1..=65535; every
-//! host is valid UTF-8, at most 255 bytes and free of control characters (so it can never
-//! smuggle a CR/LF or NUL into a log line, a JS string or a resolver call). Error messages name
-//! what was wrong and where, quoting at most `MAX_ECHO` bytes of the input, escaped.
+//! host is valid UTF-8, at most 255 bytes and free of control characters (C0 and C1), brackets
+//! and whitespace (so it can never smuggle a CR/LF or NUL into a log line, a JS string or a
+//! resolver call, nor read back differently from `host:port`). Error messages name what was
+//! wrong and where, quoting at most `MAX_ECHO` bytes of the input, escaped.
 //!
 //! Host conventions (checked against Redis 7.0.15):
 //! * a Nil or empty host means "the address you used to ask" (`cluster-preferred-endpoint-type
@@ -78,10 +79,23 @@ pub(crate) fn validate_host(raw: &[u8]) -> Res<String> {
     if raw.iter().any(|&c| c < 0x20 || c == 0x7f) {
         bail!("host contains a control character: \"{}\"", excerpt(raw));
     }
-    match std::str::from_utf8(raw) {
-        Ok(s) => Ok(s.to_owned()),
-        Err(_) => bail!("host is not valid UTF-8: \"{}\"", excerpt(raw)),
+    let Ok(host) = std::str::from_utf8(raw) else {
+        bail!("host is not valid UTF-8: \"{}\"", excerpt(raw));
+    };
+    // C1 controls (U+0080..U+009F, e.g. NEL) too: some terminals and log viewers act on them.
+    if host.chars().any(char::is_control) {
+        bail!("host contains a control character: \"{}\"", excerpt(raw));
     }
+    // No host or IP literal contains these; allowing them made `[x]:p` ambiguous (a host `-[:1]`
+    // from `MOVED 0 -[:1]:7000` prints as `[-[:1]]:7000`, which reads back differently — found
+    // by the redirect_line fuzz target), and a space could never appear in a MOVED line.
+    if let Some(c) = host
+        .chars()
+        .find(|&c| c == '[' || c == ']' || c.is_whitespace())
+    {
+        bail!("host contains {:?}: \"{}\"", c, excerpt(raw));
+    }
+    Ok(host.to_owned())
 }
 
 pub(crate) fn validate_port(p: i64) -> Res<u16> {
@@ -656,5 +670,23 @@ mod tests {
         assert_eq!(validate_host(b"").unwrap(), "");
         assert_eq!(validate_host(&[b'h'; 255]).unwrap().len(), 255);
         assert!(validate_host(&[b'h'; 256]).is_err());
+    }
+
+    #[test]
+    fn hosts_with_c1_controls_brackets_or_spaces_are_refused() {
+        for bad in [
+            "a\u{85}b", "a\u{9b}b", "-[:12]", "a]b", "my host", "a\u{a0}b",
+        ] {
+            assert!(validate_host(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        for good in [
+            "127.0.0.1",
+            "::1",
+            "fe80::1%eth0",
+            "redis-1.example",
+            "ünïcode.example",
+        ] {
+            assert_eq!(validate_host(good.as_bytes()).unwrap(), good);
+        }
     }
 }

@@ -44,9 +44,12 @@ pub(crate) enum ConnEvent {
         gen: u64,
         replies: Vec<Reply>,
     },
+    /// The connection ended. `kind` is PROTOCOL when the reader met bytes it could not parse
+    /// (the socket is already closed then), CONNECTION_LOST otherwise.
     Closed {
         addr: NodeAddr,
         gen: u64,
+        kind: ErrorKind,
         error: String,
     },
 }
@@ -105,9 +108,16 @@ pub(crate) fn spawn(
             writer: wtx,
         });
         let writer_task = tokio::spawn(write_loop(writer, wrx, tx.clone(), addr.clone(), gen));
-        let error = read_loop(reader, &addr, gen, &tx).await;
+        let (kind, error) = read_loop(reader, &addr, gen, &tx).await;
+        // Dropping the reader and aborting the writer closes the socket before the driver hears
+        // of it: after a framing error nothing more is read from or written to this stream.
         writer_task.abort();
-        report(ConnEvent::Closed { addr, gen, error });
+        report(ConnEvent::Closed {
+            addr,
+            gen,
+            kind,
+            error,
+        });
     })
 }
 
@@ -275,13 +285,14 @@ impl Reader {
     }
 }
 
-/// Decodes replies until the connection ends; returns why it ended.
+/// Decodes replies until the connection ends; returns why it ended. A framing error ends it at
+/// once (PROTOCOL): the decoder is never reset to carry on on the same socket.
 async fn read_loop(
     mut reader: Reader,
     addr: &NodeAddr,
     gen: u64,
     tx: &mpsc::UnboundedSender<Msg>,
-) -> String {
+) -> (ErrorKind, String) {
     loop {
         let mut replies = Vec::new();
         loop {
@@ -296,7 +307,7 @@ async fn read_loop(
                             replies,
                         }));
                     }
-                    return e.to_string();
+                    return (ErrorKind::Protocol, e.to_string());
                 }
             }
         }
@@ -307,11 +318,11 @@ async fn read_loop(
                 replies,
             });
             if tx.send(msg).is_err() {
-                return "client stopped".into();
+                return (ErrorKind::ConnectionLost, "client stopped".into());
             }
         }
         if let Err(e) = reader.fill().await {
-            return e.to_string();
+            return (ErrorKind::ConnectionLost, e.to_string());
         }
     }
 }
@@ -334,7 +345,14 @@ async fn write_loop(
             // Report it: the read side of a half-open socket may never fail on its own, and the
             // requests on this connection would wait forever.
             let error = format!("write to {addr} failed: {e}");
-            let _ = tx.send(Msg::Conn(ConnEvent::Closed { addr, gen, error }));
+            let kind = ErrorKind::ConnectionLost;
+            let closed = ConnEvent::Closed {
+                addr,
+                gen,
+                kind,
+                error,
+            };
+            let _ = tx.send(Msg::Conn(closed));
             return;
         }
     }

@@ -64,9 +64,12 @@ impl Driver {
                 kind,
                 error,
             } => self.connection_lost(&addr, gen, kind, &error),
-            ConnEvent::Closed { addr, gen, error } => {
-                self.connection_lost(&addr, gen, ErrorKind::ConnectionLost, &error)
-            }
+            ConnEvent::Closed {
+                addr,
+                gen,
+                kind,
+                error,
+            } => self.connection_lost(&addr, gen, kind, &error),
             ConnEvent::Replies { addr, gen, replies } => {
                 match self.nodes.replies(&addr, gen, replies) {
                     Ok(pairs) => {
@@ -114,9 +117,12 @@ impl Driver {
                 self.topology_failed(key, addr, kind, cause);
                 continue;
             }
-            let outcome = e
-                .req
-                .on_connection_lost(addr, written, cause, now, &self.cfg.retry);
+            let policy = &self.cfg.retry;
+            let outcome = if kind == ErrorKind::Protocol {
+                e.req.on_protocol_error(addr, written, cause, now, policy)
+            } else {
+                e.req.on_connection_lost(addr, written, cause, now, policy)
+            };
             self.apply(key, outcome);
         }
         if self.map.is_some() {

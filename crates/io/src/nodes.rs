@@ -49,6 +49,10 @@ struct Node {
     retry_at: Option<Instant>,
     /// A Reconnect timer is pending for this node.
     wake_armed: bool,
+    /// When the connection last showed progress: a reply matched, or requests written while
+    /// none was outstanding. A connection with requests outstanding and no progress for long
+    /// is stalled (see `stalled`).
+    progress: Instant,
 }
 
 impl Node {
@@ -64,6 +68,7 @@ impl Node {
             failures: 0,
             retry_at: None,
             wake_armed: false,
+            progress: Instant::now(),
         }
     }
 }
@@ -174,6 +179,9 @@ impl Nodes {
                 if let State::Ready(w) = &node.state {
                     if !node.out.is_empty() {
                         let _ = w.send(node.out.split().freeze());
+                        if node.flushed == 0 {
+                            node.progress = Instant::now();
+                        }
                         node.flushed = node.fifo.len();
                     }
                 }
@@ -264,10 +272,27 @@ impl Nodes {
             return Err(());
         }
         node.flushed -= replies.len();
+        if !replies.is_empty() {
+            node.progress = Instant::now();
+        }
         Ok(replies
             .into_iter()
             .map(|r| (node.fifo.pop_front().flatten(), r))
             .collect())
+    }
+
+    /// Ready connections that have had requests outstanding and delivered no reply for `limit`:
+    /// (address, connection generation). With commandTimeout the driver closes them: everything
+    /// at their head has already timed out, and a peer that trickles a reply (or a blocked
+    /// command) would otherwise hold the socket and every request behind it forever.
+    pub fn stalled(&self, limit: Duration) -> Vec<(NodeAddr, u64)> {
+        let now = Instant::now();
+        self.nodes
+            .iter()
+            .filter(|(_, n)| matches!(n.state, State::Ready(_)) && n.flushed > 0)
+            .filter(|(_, n)| now.duration_since(n.progress) >= limit)
+            .map(|(a, n)| (a.clone(), n.gen))
+            .collect()
     }
 
     /// Whether the last connection to `addr` failed and none has succeeded since.

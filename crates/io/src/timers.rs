@@ -140,5 +140,16 @@ impl Driver {
                 self.fail(ticket.0, err);
             }
         }
+        // A connection silent for two whole timeouts while requests wait on it is closed and
+        // replaced: its head request has timed out by then, and whatever holds it (a reply
+        // trickling in, a blocked command, a frozen server) would hold every request behind it.
+        let limit = Duration::from_millis(ms.saturating_mul(2).max(10));
+        for (addr, gen) in self.nodes.stalled(limit) {
+            let why = format!(
+                "no reply from {addr} for {} ms while commands waited (commandTimeout {ms} ms); connection closed",
+                limit.as_millis()
+            );
+            self.connection_lost(&addr, gen, ErrorKind::Timeout, &why);
+        }
     }
 }

@@ -1,39 +1,36 @@
-//! Hostile-server tests (RELIABILITY.md §4): a scripted fake Redis node on 127.0.0.1 answers the
-//! client's handshake (PING) and discovery (CLUSTER SHARDS → unknown subcommand, CLUSTER SLOTS →
-//! all 16384 slots on itself) like a real 7.0 server, then answers one chosen command with
+//! Hostile-server tests (RELIABILITY.md §4): the scripted fake node of `common::fake` answers the
+//! client's handshake and discovery like a real 7.0 server, then answers one chosen command with
 //! malformed or malicious bytes. Driven through `clustr_io::Client`, each case proves that:
 //!
 //! * the process survives: no panic on the client's io thread (a panic hook counts them);
-//! * the affected request fails with the exact code the client gives — `CONNECTION_LOST` for a
-//!   write on a connection that broke the framing (its outcome is unknown: the server did get
-//!   it), `PROTOCOL` for an untrustworthy MOVED/ASK, `NO_SLOT_MAP` for a topology that is
-//!   refused — within 3 s (RELIABILITY asks for 1 s), and never with a made-up reply;
+//! * the affected request fails with the exact code the client gives — `PROTOCOL` for every
+//!   request written to a connection that broke the framing (a write's outcome is then unknown:
+//!   the server did get it) and for an untrustworthy MOVED/ASK, `NO_SLOT_MAP` for a topology that
+//!   is refused — within 3 s (RELIABILITY asks for 1 s), and never with a made-up reply; the
+//!   message quotes none of the bytes the server sent;
 //! * after a framing error the client closes that connection (the server sees EOF) instead of
 //!   resynchronising on it, and the next command succeeds on a fresh connection;
 //! * headers that announce huge sizes (`$1073741824`, `*4294967296`) and 100,000-deep nesting are
 //!   refused at once, without allocating in proportion (a counting global allocator records the
 //!   largest single allocation of the whole test binary).
 //!
-//! Reads are retried after a connection loss (SPEC §4), so the hostile commands here are writes
-//! (`SET`), except in the test that proves a read is retried on a fresh connection.
+//! The trickled reply (case 9) and redirection to a capture server (case 16) are in
+//! `hostile_transport.rs`.
 
 mod common;
 
+use common::fake::{slots_reply, Hostile, HostileHarness as Harness, Server};
 use common::{assert_no_io_panic, encoded, expect_err, WITHIN};
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use clustr_engine::resp::Decoder;
-use clustr_engine::{Error, ErrorKind, Reply};
-use clustr_io::Event;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use bytes::Bytes;
+use clustr_engine::request::Target;
+use clustr_engine::resp::encode_command;
+use clustr_engine::{ErrorKind, Reply};
+use clustr_io::{Command, Event};
 
 // ---------------------------------------------------------------------------------------------
 // Largest single allocation, for the "no allocation in proportion to a header" checks.
@@ -63,245 +60,27 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-// ---------------------------------------------------------------------------------------------
-// The fake server
-
-/// What the server does with the next `SET trigger …` / `GET trigger`.
-enum Hostile {
-    /// Write these bytes and keep the connection open (the client must close it if needed).
-    Send(Vec<u8>),
-    /// Write these bytes, then close the connection.
-    SendThenClose(Vec<u8>),
-}
-
-#[derive(Default)]
-struct State {
-    /// The CLUSTER SLOTS answer; None means a valid one mapping every slot to this server.
-    slots: Option<Vec<u8>>,
-    /// Actions for the next commands whose key is `trigger`, in order.
-    hostile: VecDeque<Hostile>,
-    /// Every non-handshake, non-topology command served: (connection index, arguments).
-    log: Vec<(usize, Vec<Vec<u8>>)>,
-    /// Connections the client closed (EOF or a failed write seen by the server).
-    closed_by_client: Vec<usize>,
-    /// Per connection, a way to push unsolicited bytes.
-    inject: Vec<mpsc::UnboundedSender<Vec<u8>>>,
-}
-
-#[derive(Clone)]
-struct Server {
-    port: u16,
-    state: Arc<Mutex<State>>,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = Server {
-            port,
-            state: Arc::default(),
-        };
-        let s = server.clone();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                let idx = {
-                    let mut st = s.state.lock().unwrap();
-                    st.inject.push(mpsc::unbounded_channel().0);
-                    st.inject.len() - 1
-                };
-                tokio::spawn(s.clone().serve(sock, idx));
-            }
-        });
-        server
-    }
-
-    fn st(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap()
-    }
-
-    fn script(&self, h: Hostile) {
-        self.st().hostile.push_back(h);
-    }
-
-    fn good_slots(&self) -> Vec<u8> {
-        slots_reply(&[(0, 16383, b"127.0.0.1", self.port as i64)])
-    }
-
-    /// Which connections served a command whose key is `key`, in order.
-    fn served(&self, key: &[u8]) -> Vec<usize> {
-        self.st()
-            .log
-            .iter()
-            .filter(|(_, args)| args.get(1).map(Vec::as_slice) == Some(key))
-            .map(|(c, _)| *c)
-            .collect()
-    }
-
-    async fn wait_closed_by_client(&self, conn: usize) {
-        let start = Instant::now();
-        while !self.st().closed_by_client.contains(&conn) {
-            assert!(
-                start.elapsed() < WITHIN,
-                "the client kept connection {conn} open after a framing error"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }
-
-    async fn serve(self, sock: TcpStream, idx: usize) {
-        let (tx, mut injected) = mpsc::unbounded_channel();
-        self.st().inject[idx] = tx;
-        let (mut rd, mut wr) = sock.into_split();
-        let mut dec = Decoder::default();
-        let mut buf = BytesMut::new();
-        let closed = |s: &Server| s.st().closed_by_client.push(idx);
-        loop {
-            tokio::select! {
-                n = rd.read_buf(&mut buf) => {
-                    if !matches!(n, Ok(n) if n > 0) {
-                        return closed(&self);
-                    }
-                    while let Ok(Some(Reply::Array(cmd))) = dec.decode(&mut buf) {
-                        let args: Vec<Vec<u8>> =
-                            cmd.iter().map(|a| a.as_bytes().unwrap_or_default().to_vec()).collect();
-                        let (out, close) = self.respond(idx, args);
-                        if wr.write_all(&out).await.is_err() {
-                            return closed(&self);
-                        }
-                        if close {
-                            return;
-                        }
-                    }
-                }
-                Some(bytes) = injected.recv() => {
-                    if wr.write_all(&bytes).await.is_err() {
-                        return closed(&self);
-                    }
-                }
-            }
-        }
-    }
-
-    /// The answer to one command, and whether to close the connection after it.
-    fn respond(&self, conn: usize, args: Vec<Vec<u8>>) -> (Vec<u8>, bool) {
-        let upper = |i: usize| {
-            args.get(i)
-                .map(|a| a.to_ascii_uppercase())
-                .unwrap_or_default()
-        };
-        match (&upper(0)[..], &upper(1)[..]) {
-            (b"PING", _) => (b"+PONG\r\n".to_vec(), false),
-            (b"AUTH" | b"READONLY", _) => (b"+OK\r\n".to_vec(), false),
-            (b"CLUSTER", b"SHARDS") => (
-                b"-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n".to_vec(),
-                false,
-            ),
-            (b"CLUSTER", b"SLOTS") => {
-                let custom = self.st().slots.clone();
-                (custom.unwrap_or_else(|| self.good_slots()), false)
-            }
-            (cmd, _) => {
-                let mut st = self.st();
-                st.log.push((conn, args.clone()));
-                if args.get(1).map(Vec::as_slice) == Some(b"trigger") {
-                    match st.hostile.pop_front() {
-                        Some(Hostile::Send(b)) => return (b, false),
-                        Some(Hostile::SendThenClose(b)) => return (b, true),
-                        None => {}
-                    }
-                }
-                match cmd {
-                    b"GET" => (b"$5\r\nvalue\r\n".to_vec(), false),
-                    _ => (b"+OK\r\n".to_vec(), false),
-                }
-            }
-        }
-    }
-}
-
-/// A CLUSTER SLOTS reply: one range per (start, end, host, port).
-fn slots_reply(ranges: &[(i64, i64, &[u8], i64)]) -> Vec<u8> {
-    let reply = Reply::Array(
-        ranges
-            .iter()
-            .map(|&(start, end, host, port)| {
-                Reply::Array(vec![
-                    Reply::Int(start),
-                    Reply::Int(end),
-                    Reply::Array(vec![
-                        Reply::Bulk(Bytes::copy_from_slice(host)),
-                        Reply::Int(port),
-                        Reply::Bulk("0123456789abcdef0123456789abcdef01234567".into()),
-                    ]),
-                ])
-            })
-            .collect(),
+/// Checks a PROTOCOL error's message: it names the cause, says the connection was closed and
+/// (for a write) that the outcome is unknown, and quotes nothing the server sent beyond
+/// what `cause` says (the 1 MiB `-ERR xxx…` line must not come back).
+fn assert_protocol_message(name: &str, err: &clustr_engine::Error, cause: &str, write: bool) {
+    let m = &err.message;
+    assert!(m.contains(cause), "{name}: should say \"{cause}\": {m}");
+    assert!(m.contains("could not be parsed"), "{name}: {m}");
+    assert!(m.contains("connection was closed"), "{name}: {m}");
+    assert_eq!(
+        m.contains("may or may not have been applied"),
+        write,
+        "{name}: {m}"
     );
-    encoded(&reply)
-}
-
-// ---------------------------------------------------------------------------------------------
-// The client side
-
-/// The shared client harness plus the server it talks to (to ask which connection served what).
-struct Harness {
-    h: common::Harness,
-    server: Server,
-}
-
-impl std::ops::Deref for Harness {
-    type Target = common::Harness;
-    fn deref(&self) -> &common::Harness {
-        &self.h
+    assert!(m.len() < 400, "{name}: {} bytes of message", m.len());
+    for quoted in ["xxxx", "garbage", "EXTRA", "abXY"] {
+        assert!(!m.contains(quoted), "{name}: reply bytes in {m}");
     }
 }
 
-impl std::ops::DerefMut for Harness {
-    fn deref_mut(&mut self) -> &mut common::Harness {
-        &mut self.h
-    }
-}
-
-impl Harness {
-    /// A client seeded with the server; waits for its first slot map when `ready`.
-    async fn start(server: &Server, ready: bool) -> Harness {
-        Harness {
-            h: common::Harness::start(server.port, ready).await,
-            server: server.clone(),
-        }
-    }
-
-    /// Sends `SET key v` and returns its result.
-    async fn set(&mut self, key: &[u8]) -> Result<Reply, Error> {
-        self.run(&[b"SET", key, b"v"], false).await
-    }
-
-    /// The connection of the last command with key `key` that the server saw.
-    fn last_conn(&self, key: &[u8]) -> usize {
-        *self
-            .server
-            .served(key)
-            .last()
-            .expect("the server saw the command")
-    }
-
-    /// After a broken connection: a new command succeeds, on a connection opened after
-    /// `broken`, and nothing panicked.
-    async fn next_command_succeeds_on_a_fresh_connection(&mut self, broken: usize) {
-        let got = self.set(b"after").await;
-        assert_eq!(got, Ok(Reply::Status("OK".into())), "the next command");
-        let conn = self.last_conn(b"after");
-        assert!(
-            conn > broken,
-            "the next command went over connection {conn}, not a fresh one after {broken}"
-        );
-        assert_no_io_panic();
-    }
-}
-
-/// One framing-error case: the trigger `SET` fails with CONNECTION_LOST naming the protocol
-/// error, quickly; the client closes the connection; the next command succeeds on a new one.
+/// One framing-error case: the trigger `SET` fails with PROTOCOL naming the protocol error,
+/// quickly; the client closes the connection; the next command succeeds on a new one.
 async fn framing_error_case(name: &str, bytes: Vec<u8>, cause: &str) {
     let server = Server::start().await;
     let mut h = Harness::start(&server, true).await;
@@ -309,12 +88,8 @@ async fn framing_error_case(name: &str, bytes: Vec<u8>, cause: &str) {
     let started = Instant::now();
     let got = h.set(b"trigger").await;
     let took = started.elapsed();
-    let err = expect_err(got, ErrorKind::ConnectionLost.code(), name);
-    assert!(
-        err.message.contains(cause),
-        "{name}: the error should say \"{cause}\": {}",
-        err.message
-    );
+    let err = expect_err(got, "PROTOCOL", name);
+    assert_protocol_message(name, &err, cause, true);
     assert!(took < WITHIN, "{name}: settled after {took:?}");
     let conn = h.last_conn(b"trigger");
     server.wait_closed_by_client(conn).await;
@@ -501,7 +276,10 @@ async fn two_replies_for_one_request_drop_the_connection_and_misdeliver_nothing(
     match &got {
         // Normal case: both replies decoded from one read; every request on the connection
         // fails as one (none half-delivered).
-        Err(e) => assert_eq!(e.kind, ErrorKind::ConnectionLost, "{e:?}"),
+        Err(e) => {
+            assert_eq!(e.kind, ErrorKind::Protocol, "{e:?}");
+            assert_protocol_message("+EXTRA", e, "nobody asked for", true);
+        }
         // Only if the kernel split the 14 bytes: the first reply was the SET's own.
         Ok(r) => assert_eq!(r, &Reply::Status("OK".into())),
     }
@@ -552,23 +330,59 @@ async fn a_connection_closed_mid_reply_fails_the_request_and_reconnects() {
     }
 }
 
-/// A read hit by a framing error is not failed but retried on a fresh connection (reads are
-/// safe to resend), and gets the good server's answer there.
+/// Every request written to a connection that broke the framing fails with PROTOCOL, reads
+/// included (a server that mangled a reply once may mangle a resend the same way), and none is
+/// sent again: here a write, a read and another write go out in one batch, the first one's
+/// reply is garbage, and all three fail as one.
 #[tokio::test]
-async fn a_read_hit_by_a_framing_error_is_retried_on_a_fresh_connection() {
+async fn every_request_on_a_connection_that_broke_the_framing_fails_with_protocol() {
     let server = Server::start().await;
     let mut h = Harness::start(&server, true).await;
     server.script(Hostile::Send(b"&garbage\r\n".to_vec()));
-    let id = h.submit(&[b"GET", b"trigger"], true);
-    let got = h.result(id).await;
-    assert_eq!(got, Ok(Reply::Bulk("value".into())));
-    assert_eq!(
-        server.served(b"trigger"),
-        vec![0, 1],
-        "sent once on the broken connection, once on its replacement"
+    let batch: [(&[&[u8]], bool); 3] = [
+        (&[b"SET", b"trigger", b"v"], false),
+        (&[b"GET", b"r1"], true),
+        (&[b"SET", b"w2", b"v"], false),
+    ];
+    // One submit: the three go out in one write, so all three were sent when the garbage comes.
+    let commands = batch
+        .iter()
+        .enumerate()
+        .map(|(i, (args, readonly))| {
+            let mut bytes = bytes::BytesMut::new();
+            encode_command(&mut bytes, args);
+            Command {
+                id: 1000 + i as u32,
+                flags: 0,
+                target: Target::Slot(clustr_engine::slot::slot(args[1])),
+                readonly: *readonly,
+                fanout: None,
+                tx: None,
+                bytes: bytes.freeze(),
+            }
+        })
+        .collect();
+    let started = Instant::now();
+    h.client.submit(commands);
+    for (i, (args, readonly)) in batch.iter().enumerate() {
+        let name = String::from_utf8_lossy(args[0]).into_owned();
+        let err = expect_err(h.result(1000 + i as u32).await, "PROTOCOL", &name);
+        assert_protocol_message(&name, &err, "unknown type byte", !readonly);
+        assert_eq!(
+            server.served(args[1]),
+            vec![0],
+            "{name}: sent once, never resent"
+        );
+    }
+    assert!(
+        started.elapsed() < WITHIN,
+        "settled after {:?}",
+        started.elapsed()
     );
     server.wait_closed_by_client(0).await;
-    assert_no_io_panic();
+    h.next_command_succeeds_on_a_fresh_connection(0).await;
+    let got = h.run(&[b"GET", b"r1"], true).await;
+    assert_eq!(got, Ok(Reply::Bulk("value".into())), "a read afterwards");
 }
 
 /// A hostile CLUSTER SLOTS answer for a server listening on `port`.

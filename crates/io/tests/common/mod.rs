@@ -1,11 +1,13 @@
 //! The client side shared by the scripted-server test suites (`hostile_server.rs`,
 //! `write_safety.rs`): a `clustr_io::Client` seeded with a fake node, fed commands one by one,
 //! with its completions and events collected from the sink, and a panic hook that counts panics
-//! on the client's io thread (one there would otherwise only show up as a hang). Each suite
-//! scripts its own fake server.
+//! on the client's io thread (one there would otherwise only show up as a hang). The hostile
+//! suites share the fake node in `fake`; `write_safety.rs` scripts its own.
 
 // Each test binary includes this module and uses only part of it.
 #![allow(dead_code)]
+
+pub mod fake;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -72,13 +74,19 @@ pub struct Harness {
 impl Harness {
     /// A client seeded with the fake node on `port`; waits for its first slot map when `ready`.
     pub async fn start(port: u16, ready: bool) -> Harness {
+        Self::start_with(port, ready, |_| {}).await
+    }
+
+    /// Like `start`, with the configuration adjusted by `tweak` (TLS, password, timeouts).
+    pub async fn start_with(port: u16, ready: bool, tweak: impl FnOnce(&mut Config)) -> Harness {
         count_io_panics();
         let sink = Arc::new(Sink::new(Box::new(|| {})));
-        let config = Config {
+        let mut config = Config {
             seeds: vec![NodeAddr::new("127.0.0.1", port)],
             connect_timeout_ms: 2_000,
             ..Config::default()
         };
+        tweak(&mut config);
         let client = Client::start(config, sink.clone()).unwrap();
         let mut h = Harness {
             client,
