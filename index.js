@@ -159,6 +159,27 @@ function trackSubscriptions(subs, name, args) {
   }
 }
 
+// The createClient option: a function, or absent. Anything else is a mistake worth saying.
+function createClientOption(v) {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'function') {
+    throw clientError('INVALID_ARG', 'createClient must be a function (port, host, options) returning a node_redis client');
+  }
+  return v;
+}
+
+// Sharded pub/sub needs RESP pushes node_redis v3 cannot deliver (it would mistake an
+// smessage for a command's reply), so with the hook it is refused instead of half working.
+const HOOK_UNSUPPORTED = { ssubscribe: true, sunsubscribe: true };
+
+function hookUnsupported(name) {
+  return clientError(
+    'HOOK_UNSUPPORTED',
+    `${name.toUpperCase()} is not supported with createClient: node_redis clients cannot receive sharded pub/sub messages; nothing was sent`,
+    name
+  );
+}
+
 // The error for arguments that throw when merely inspected; says nothing of their content.
 function unreadable(name) {
   return clientError('INVALID_ARG', `invalid arguments for ${name.toUpperCase()}: they could not be read; nothing was sent`, name);
@@ -189,14 +210,8 @@ class RedisClustr extends EventEmitter {
       throw clientError('INVALID_ARG', 'RedisClustr needs {servers: [{host, port}, ...]} with at least one server');
     }
     const options = nativeOptions(config);
-    if (typeof config.createClient === 'function') {
-      // The hook is not built yet; most code passes it only to reproduce the default. Say so
-      // once instead of silently ignoring it.
-      process.emitWarning(
-        'redis-clustr-native: the createClient option is not honoured yet; native connections are used',
-        { code: 'REDIS_CLUSTR_NATIVE_CREATECLIENT' }
-      );
-    }
+    const hookFactory = createClientOption(config.createClient);
+    if (hookFactory) options.hook = true;
     const ro = config.redisOptions || {};
     this.config = redactedConfig(config);
     this.slots = [];
@@ -218,6 +233,13 @@ class RedisClustr extends EventEmitter {
       _maxQueueBytes: { value: positive(config.maxQueueBytes, 'maxQueueBytes') },
       _quitCallbacks: { value: [] },
       _ended: { value: false, writable: true },
+      // The createClient hook's link server (lib/hook.js), only when a factory was given:
+      // without it no JS Redis client is ever loaded.
+      _hook: {
+        value: hookFactory
+          ? new (require('./lib/hook').Hook)(this, hookFactory, config.redisOptions || {}, options.connectTimeout || 10000)
+          : null,
+      },
     });
     Object.defineProperty(this, '_native', {
       value: createNative(options, () => this._wake()),
@@ -260,12 +282,20 @@ class RedisClustr extends EventEmitter {
       return this;
     }
     const { args, cb } = shaped;
+    if (this._hook !== null && HOOK_UNSUPPORTED[name]) {
+      this._fail(hookUnsupported(name), cb);
+      return this;
+    }
     if (SUBSCRIPTION[name] && !this.quitting) trackSubscriptions(this.subscriptions, name, args);
     return this._queue(name, args, cb, null);
   }
 
   _queue(name, args, cb, node) {
     if (cb !== undefined && typeof cb !== 'function') cb = undefined;
+    if (this._hook !== null && HOOK_UNSUPPORTED[name]) {
+      this._fail(hookUnsupported(name), cb);
+      return this;
+    }
     let hasBuffer;
     try {
       hasBuffer = check(name, args);
@@ -332,6 +362,7 @@ class RedisClustr extends EventEmitter {
   }
 
   _event(ev) {
+    if (this._hook !== null && this._hook.event(ev)) return;
     switch (ev[0]) {
       case 'connect':
         this.connected = true;
@@ -434,6 +465,7 @@ class RedisClustr extends EventEmitter {
     this.connected = false;
     for (const n of Object.values(this.connections)) n.ready = n.connected = false;
     this._native.close();
+    if (this._hook !== null) this._hook.end();
     const calls = [];
     for (const cb of this._quitCallbacks.splice(0)) calls.push(cb, null, 'OK');
     // 'end' first: a quit callback that throws must not swallow it.

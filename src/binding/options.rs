@@ -57,6 +57,8 @@ pub struct Options {
     pub retry_budget: Option<f64>,
     pub command_timeout: Option<f64>,
     pub tls: Option<TlsOptions>,
+    /// The createClient hook is in use: nodes are reached through JS clients (JS links).
+    pub hook: Option<bool>,
 }
 
 fn invalid(msg: &str) -> napi::Error {
@@ -101,6 +103,7 @@ impl Options {
             wait_ms: ms(self.wait),
             command_timeout_ms: ms(self.command_timeout).filter(|&t| t > 0),
             tls,
+            js_links: self.hook.unwrap_or(false),
         })
     }
 }

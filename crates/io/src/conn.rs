@@ -60,6 +60,8 @@ pub(crate) struct Handshake {
     pub connect_timeout: Duration,
     /// Set when the caller configured TLS: then every connection uses it.
     pub tls: Option<Tls>,
+    /// Set with the createClient hook: every link is a JS link (`link`), no socket is opened.
+    pub js: Option<Arc<crate::link::JsLinks>>,
 }
 
 /// Starts a connection task; returns its handle so quit can stop it.
@@ -69,6 +71,10 @@ pub(crate) fn spawn(
     hs: Arc<Handshake>,
     tx: mpsc::UnboundedSender<Msg>,
 ) -> tokio::task::JoinHandle<()> {
+    if let Some(links) = &hs.js {
+        let subscriber = crate::pubsub::is_subscriber_gen(gen);
+        return crate::link::spawn(addr, gen, links.clone(), hs.readonly, subscriber);
+    }
     tokio::spawn(async move {
         let report = |e: ConnEvent| {
             let _ = tx.send(Msg::Conn(e));

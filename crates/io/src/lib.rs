@@ -10,6 +10,7 @@
 mod conn;
 mod driver;
 mod incoming;
+mod link;
 mod nodes;
 mod pubsub;
 mod pubsub_frames;
@@ -27,6 +28,7 @@ use clustr_engine::topology::NodeAddr;
 use clustr_engine::{Error, ErrorKind};
 use tokio::sync::mpsc;
 
+pub use link::JsLinks;
 pub use pubsub::{PsKind, PubSubOp};
 pub use sink::{Completion, Event, Sink};
 pub use tls::TlsConfig;
@@ -53,6 +55,8 @@ pub struct Config {
     /// TLS for every connection (seeds, discovered nodes, subscribers); None is plaintext. Also
     /// makes topology use the nodes' announced TLS ports.
     pub tls: Option<TlsConfig>,
+    /// The createClient hook: every node link is a JS link (see `link`) instead of a socket.
+    pub js_links: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -69,6 +73,7 @@ impl std::fmt::Debug for Config {
             .field("wait_ms", &self.wait_ms)
             .field("command_timeout_ms", &self.command_timeout_ms)
             .field("tls", &self.tls)
+            .field("js_links", &self.js_links)
             .finish()
     }
 }
@@ -87,6 +92,7 @@ impl Default for Config {
             wait_ms: None,
             command_timeout_ms: None,
             tls: None,
+            js_links: false,
         }
     }
 }
@@ -138,6 +144,8 @@ pub struct Client {
     tx: mpsc::UnboundedSender<Msg>,
     sink: Arc<Sink>,
     thread: Option<JoinHandle<()>>,
+    /// With the createClient hook: the JS links the embedder serves.
+    links: Option<Arc<JsLinks>>,
 }
 
 impl Client {
@@ -149,16 +157,49 @@ impl Client {
             .build()?;
         let driver_tx = tx.clone();
         let driver_sink = sink.clone();
+        let links = config
+            .js_links
+            .then(|| Arc::new(JsLinks::new(sink.clone())));
+        let driver_links = links.clone();
         let thread = std::thread::Builder::new()
             .name("redis-clustr-io".into())
             .spawn(move || {
-                runtime.block_on(driver::run(config, driver_tx, rx, driver_sink));
+                runtime.block_on(driver::run(
+                    config,
+                    driver_tx,
+                    rx,
+                    driver_sink,
+                    driver_links,
+                ));
             })?;
         Ok(Client {
             tx,
             sink,
             thread: Some(thread),
+            links,
         })
+    }
+
+    /// createClient hook: the JS client of link `id` is ready for commands.
+    pub fn link_up(&self, id: u32) {
+        if let Some(l) = &self.links {
+            link::send(&self.tx, l.up(id));
+        }
+    }
+
+    /// createClient hook: RESP-encoded replies for link `id`, in command order.
+    pub fn link_replies(&self, id: u32, data: &[u8]) {
+        if let Some(l) = &self.links {
+            link::send(&self.tx, l.replies(id, data));
+        }
+    }
+
+    /// createClient hook: the JS client of link `id` failed or could not be made; `kind` is
+    /// what a command that cannot be sent because of it will report.
+    pub fn link_down(&self, id: u32, kind: ErrorKind, error: String) {
+        if let Some(l) = &self.links {
+            link::send(&self.tx, l.down(id, kind, error));
+        }
     }
 
     /// Hands a batch of commands to the driver. After quit they fail with CLOSED.
