@@ -168,18 +168,6 @@ function createClientOption(v) {
   return v;
 }
 
-// Sharded pub/sub needs RESP pushes node_redis v3 cannot deliver (it would mistake an
-// smessage for a command's reply), so with the hook it is refused instead of half working.
-const HOOK_UNSUPPORTED = { ssubscribe: true, sunsubscribe: true };
-
-function hookUnsupported(name) {
-  return clientError(
-    'HOOK_UNSUPPORTED',
-    `${name.toUpperCase()} is not supported with createClient: node_redis clients cannot receive sharded pub/sub messages; nothing was sent`,
-    name
-  );
-}
-
 // The error for arguments that throw when merely inspected; says nothing of their content.
 function unreadable(name) {
   return clientError('INVALID_ARG', `invalid arguments for ${name.toUpperCase()}: they could not be read; nothing was sent`, name);
@@ -282,20 +270,12 @@ class RedisClustr extends EventEmitter {
       return this;
     }
     const { args, cb } = shaped;
-    if (this._hook !== null && HOOK_UNSUPPORTED[name]) {
-      this._fail(hookUnsupported(name), cb);
-      return this;
-    }
     if (SUBSCRIPTION[name] && !this.quitting) trackSubscriptions(this.subscriptions, name, args);
     return this._queue(name, args, cb, null);
   }
 
   _queue(name, args, cb, node) {
     if (cb !== undefined && typeof cb !== 'function') cb = undefined;
-    if (this._hook !== null && HOOK_UNSUPPORTED[name]) {
-      this._fail(hookUnsupported(name), cb);
-      return this;
-    }
     let hasBuffer;
     try {
       hasBuffer = check(name, args);

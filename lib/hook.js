@@ -56,6 +56,10 @@ class ReplyWriter {
     this.ascii('\r\n');
   }
 
+  status(text) {
+    this.ascii(`+${text}\r\n`);
+  }
+
   value(v, depth) {
     if (depth > 64) throw new Error('reply nested deeper than 64 levels');
     if (v === null || v === undefined) this.ascii('$-1\r\n');
@@ -92,6 +96,38 @@ class ReplyWriter {
   }
 }
 
+// node_redis hands a status reply over like a bulk string (a string, or a Buffer with
+// return_buffers/detect_buffers), yet the reply shapes depend on the difference: 'OK' stays a
+// string when bulk replies are Buffers, as in native mode. These commands answer success with
+// the status 'OK' (SET only without its GET option), so that exact reply is passed on as a status.
+const OK_COMMANDS = new Set(
+  (
+    'set mset hmset setex psetex rename lset ltrim flushall flushdb multi watch unwatch discard ' +
+    'readonly readwrite asking restore pfmerge swapdb migrate xgroup xsetid script cluster config ' +
+    'client function select auth quit debug latency memory module acl replicaof slaveof save'
+  ).split(' ')
+);
+
+// The status a command's reply should be read as ('OK', 'PONG'), '*' for TYPE (any word), or
+// null when its replies are bulk strings.
+function expectedStatus(argv) {
+  const name = String(argv[0]).toLowerCase();
+  if (name === 'ping') return argv.length === 1 ? 'PONG' : null;
+  if (name === 'type') return '*';
+  if (name === 'set') {
+    for (let i = 3; i < argv.length; i++) if (typeof argv[i] === 'string' && argv[i].toLowerCase() === 'get') return null;
+  }
+  return OK_COMMANDS.has(name) ? 'OK' : null;
+}
+
+function statusText(v, expected) {
+  if (typeof v !== 'string' && !Buffer.isBuffer(v)) return null;
+  if (v.length > 32) return null;
+  const text = String(v);
+  if (expected === '*') return /^[a-z]+$/.test(text) ? text : null;
+  return text === expected ? text : null;
+}
+
 function describe(v) {
   if (v === null) return 'null';
   if (typeof v !== 'object' && typeof v !== 'function') return typeof v;
@@ -101,9 +137,6 @@ function describe(v) {
 function isReady(client) {
   return client.ready === true || client.status === 'ready';
 }
-
-// The subscriber client's events that confirm a (un)subscription, as push frames.
-const CONFIRMATIONS = ['subscribe', 'unsubscribe', 'psubscribe', 'punsubscribe'];
 
 class Hook {
   constructor(cluster, factory, redisOptions, connectTimeout) {
@@ -117,6 +150,11 @@ class Hook {
     this._flushScheduled = false;
     this._writer = new ReplyWriter();
     this._ended = false;
+    // With detect_buffers, node_redis answers in Buffers only to commands with a Buffer
+    // argument; the native side sends UTF-8 arguments as strings, so every argument goes as a
+    // Buffer here and the replies stay byte-exact (the shim turns them into strings where the
+    // caller passed none).
+    this._argsAsBuffers = !!(redisOptions && redisOptions.detect_buffers && !redisOptions.return_buffers);
   }
 
   get _native() {
@@ -180,15 +218,33 @@ class Hook {
 
   // A subscriber link gets a client of its own, never reused: node_redis would restore its
   // subscriptions by itself after a reconnect, and the driver already does that.
-  _subscriberClient(host, port, link) {
+  _subscriberClient(host, port) {
     const entry = this._make(host, port);
-    const c = entry.client;
-    const push = (frame) => this._push(link, frame);
-    // The *_buffer events carry Buffers (binary-safe channel names and payloads).
-    c.on('message_buffer', (channel, message) => push(['message', channel, message]));
-    c.on('pmessage_buffer', (pattern, channel, message) => push(['pmessage', pattern, channel, message]));
-    for (const kind of CONFIRMATIONS) c.on(kind, (name, count) => push([kind, name, count]));
+    // Listening for 'message_buffer' is node_redis' public switch to Buffer replies, so what
+    // `_takeOver` forwards is byte-exact (binary channels and payloads).
+    entry.client.on('message_buffer', () => {});
     return entry;
+  }
+
+  // A subscriber link's client is ours alone. Once it is up, its raw replies — confirmations,
+  // messages, and the sharded pushes node_redis v3 does not know (it would take an smessage for
+  // a command's reply) — go to the driver as they come, as a socket's frames would: the driver
+  // keeps the pub/sub bookkeeping. node_redis' own pub/sub handling is bypassed through its
+  // parser callbacks (`return_reply` / `return_error`, present in node_redis v2 and v3).
+  _takeOver(link) {
+    const c = link.entry.client;
+    if (typeof c.return_reply !== 'function' || typeof c.return_error !== 'function') return false;
+    const queue = c.command_queue;
+    const forget = queue && typeof queue.clear === 'function' ? () => queue.clear() : () => {};
+    c.return_reply = (reply) => {
+      forget();
+      this._push(link, reply);
+    };
+    c.return_error = (err) => {
+      forget();
+      this._push(link, err);
+    };
+    return true;
   }
 
   // ---- links ----
@@ -197,7 +253,7 @@ class Hook {
     const link = { id, state: 'opening', readonly, subscriber, entry: null, slots: [], head: 0, timer: null };
     this._links.set(id, link);
     try {
-      link.entry = subscriber ? this._subscriberClient(host, port, link) : this._commandClient(host, port);
+      link.entry = subscriber ? this._subscriberClient(host, port) : this._commandClient(host, port);
     } catch (e) {
       return this._down(link, e.code, e.message);
     }
@@ -223,6 +279,9 @@ class Hook {
       c.send_command('ping', [], (err) => {
         if (err) return fail(err);
         if (link.state !== 'opening') return;
+        if (link.subscriber && !this._takeOver(link)) {
+          return this._down(link, 'CREATE_CLIENT_INVALID', `the createClient client for ${link.entry.address} cannot carry pub/sub: it is not a node_redis v2/v3 client`);
+        }
         link.state = 'up';
         clearTimeout(link.timer);
         this._native.linkUp(link.id);
@@ -238,12 +297,15 @@ class Hook {
     // Synchronously, in order: node_redis writes each command to its one socket as it is
     // called, so ASKING and the command it precedes stay back-to-back.
     for (const argv of commands) {
-      const slot = { done: false, value: undefined };
-      link.slots.push(slot);
+      // A subscriber link's replies are the pushes its events deliver (`_push`), not slots.
+      const slot = { done: false, value: undefined, status: expectedStatus(argv) };
+      if (!link.subscriber) link.slots.push(slot);
       const name = argv[0];
       const done = (err, reply) => this._settle(link, slot, name, err, reply);
       try {
-        c.send_command(name, argv.slice(1), done);
+        const args = argv.slice(1);
+        if (this._argsAsBuffers) for (let i = 0; i < args.length; i++) if (typeof args[i] === 'string') args[i] = Buffer.from(args[i]);
+        c.send_command(name, args, done);
       } catch (e) {
         done(e);
       }
@@ -256,13 +318,8 @@ class Hook {
       const why = err.code ? `${err.message} (${err.code})` : String(err.message || err);
       return this._down(link, 'CONNECTION_LOST', `the createClient client for ${link.entry.address} failed ${String(name).toUpperCase()}: ${why}`);
     }
-    if (link.subscriber) {
-      // Subscriptions are confirmed by their events (pushed as frames); only an error, or the
-      // reply to an unsubscribe that had nothing to drop, is a frame of its own.
-      if (err) this._push(link, err);
-      else if (reply === null && (name === 'unsubscribe' || name === 'punsubscribe')) this._push(link, [name, null, 0]);
-      return;
-    }
+    // A subscriber link's replies arrive through `_takeOver`, never through callbacks.
+    if (link.subscriber) return;
     slot.done = true;
     slot.value = err || reply;
     this._schedule(link);
@@ -292,7 +349,12 @@ class Hook {
       const slots = link.slots;
       let i = link.head;
       try {
-        for (; i < slots.length && slots[i].done; i++) w.value(slots[i].value, 0);
+        for (; i < slots.length && slots[i].done; i++) {
+          const { value, status } = slots[i];
+          const text = status === undefined || status === null ? null : statusText(value, status);
+          if (text !== null) w.status(text);
+          else w.value(value, 0);
+        }
       } catch (e) {
         this._down(link, 'PROTOCOL', `a reply from the createClient client for ${link.entry.address} could not be passed on: ${e.message}`);
         continue;
