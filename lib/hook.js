@@ -141,8 +141,9 @@ function isReady(client) {
 class Hook {
   constructor(cluster, factory, redisOptions, connectTimeout) {
     this._cluster = cluster;
-    this._factory = factory;
-    this._options = redisOptions;
+    // A closure, not a property: redisOptions may hold a password, and util.inspect (even with
+    // showHidden) must not find it on the client.
+    this._create = (port, host) => factory(port, host, redisOptions);
     this._connectTimeout = connectTimeout;
     this._clients = new Map(); // "host:port" → entry (command clients, shared by links)
     this._links = new Map(); // link id → link
@@ -184,7 +185,7 @@ class Hook {
     const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     let client;
     try {
-      client = this._factory(port, host, this._options);
+      client = this._create(port, host);
     } catch (e) {
       const why = e && e.message ? e.message : String(e);
       throw clientError('CREATE_CLIENT_FAILED', `createClient(${port}, '${host}', redisOptions) threw: ${why}`);
@@ -250,6 +251,7 @@ class Hook {
   // ---- links ----
 
   _open(id, host, port, readonly, subscriber) {
+    if (this._ended) return;
     const link = { id, state: 'opening', readonly, subscriber, entry: null, slots: [], head: 0, timer: null };
     this._links.set(id, link);
     try {
