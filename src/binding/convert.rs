@@ -92,7 +92,10 @@ impl Js {
     }
     fn boolean(&self, b: bool) -> R {
         let mut v = ptr::null_mut();
-        check(unsafe { sys::napi_get_boolean(self.0, b, &mut v) }, "boolean")?;
+        check(
+            unsafe { sys::napi_get_boolean(self.0, b, &mut v) },
+            "boolean",
+        )?;
         Ok(v)
     }
     /// A command argument for a JS client: a string when the bytes are UTF-8 (node_redis writes

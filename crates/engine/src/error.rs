@@ -112,7 +112,11 @@ mod tests {
 
     #[test]
     fn every_code_maps_back_to_its_kind() {
-        for k in [ErrorKind::ConnectionLost, ErrorKind::CreateClientInvalid, ErrorKind::Tls] {
+        for k in [
+            ErrorKind::ConnectionLost,
+            ErrorKind::CreateClientInvalid,
+            ErrorKind::Tls,
+        ] {
             assert_eq!(ErrorKind::from_code(k.code()), Some(k));
         }
         assert_eq!(ErrorKind::from_code("WRONGTYPE"), None);

@@ -99,11 +99,7 @@ impl JsLinks {
                 }
             }
         }
-        Some(ConnEvent::Replies {
-            addr,
-            gen,
-            replies,
-        })
+        Some(ConnEvent::Replies { addr, gen, replies })
     }
 
     /// The embedder's client for link `id` failed (before it was up: `Failed` with `kind`;

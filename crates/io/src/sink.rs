@@ -69,9 +69,14 @@ pub enum Event {
         subscriber: bool,
     },
     /// createClient hook: send these commands (argv lists, name first) on link `id`, in order.
-    LinkWrite { id: u32, commands: Vec<Vec<Bytes>> },
+    LinkWrite {
+        id: u32,
+        commands: Vec<Vec<Bytes>>,
+    },
     /// createClient hook: link `id` is finished; its late replies are not wanted.
-    LinkClose { id: u32 },
+    LinkClose {
+        id: u32,
+    },
 }
 
 type Wake = Box<dyn Fn() + Send + Sync>;
