@@ -1,7 +1,8 @@
 // redis-clustr-native: the hand-written CommonJS shim over the Rust engine, with the API of
 // redis-clustr 1.7.0. It shapes arguments the node_redis way, queues commands and hands them to
 // native code in one call per tick, and settles callbacks from one drain per wake-up. Routing,
-// redirections, retries and connections all live in Rust (src/, crates/).
+// redirections, retries and connections all live in Rust (src/, crates/); with the createClient
+// hook, lib/hook.js only carries the driver's node links over the factory's clients.
 'use strict';
 
 const { EventEmitter } = require('events');
