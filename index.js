@@ -160,6 +160,10 @@ function trackSubscriptions(subs, name, args) {
   }
 }
 
+// Each client's createClient hook, kept off the instance: node_redis keeps the password on its
+// clients, and util.inspect of the cluster client (even with showHidden) must not reach them.
+const HOOKS = new WeakMap();
+
 // The createClient option: a function, or absent. Anything else is a mistake worth saying.
 function createClientOption(v) {
   if (v === undefined || v === null) return null;
@@ -222,14 +226,13 @@ class RedisClustr extends EventEmitter {
       _maxQueueBytes: { value: positive(config.maxQueueBytes, 'maxQueueBytes') },
       _quitCallbacks: { value: [] },
       _ended: { value: false, writable: true },
-      // The createClient hook's link server (lib/hook.js), only when a factory was given:
-      // without it no JS Redis client is ever loaded.
-      _hook: {
-        value: hookFactory
-          ? new (require('./lib/hook').Hook)(this, hookFactory, config.redisOptions || {}, options.connectTimeout || 10000)
-          : null,
-      },
     });
+    // The createClient hook's link server (lib/hook.js), only when a factory was given: without
+    // it no JS Redis client is ever loaded.
+    if (hookFactory) {
+      const { Hook } = require('./lib/hook');
+      HOOKS.set(this, new Hook(this, hookFactory, config.redisOptions || {}, options.connectTimeout || 10000));
+    }
     Object.defineProperty(this, '_native', {
       value: createNative(options, () => this._wake()),
     });
@@ -343,7 +346,8 @@ class RedisClustr extends EventEmitter {
   }
 
   _event(ev) {
-    if (this._hook !== null && this._hook.event(ev)) return;
+    const hook = HOOKS.get(this);
+    if (hook !== undefined && hook.event(ev)) return;
     switch (ev[0]) {
       case 'connect':
         this.connected = true;
@@ -446,7 +450,8 @@ class RedisClustr extends EventEmitter {
     this.connected = false;
     for (const n of Object.values(this.connections)) n.ready = n.connected = false;
     this._native.close();
-    if (this._hook !== null) this._hook.end();
+    const hook = HOOKS.get(this);
+    if (hook !== undefined) hook.end();
     const calls = [];
     for (const cb of this._quitCallbacks.splice(0)) calls.push(cb, null, 'OK');
     // 'end' first: a quit callback that throws must not swallow it.
