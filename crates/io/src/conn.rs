@@ -73,7 +73,7 @@ pub(crate) fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     if let Some(links) = &hs.js {
         let subscriber = crate::pubsub::is_subscriber_gen(gen);
-        return crate::link::spawn(addr, gen, links.clone(), hs.readonly, subscriber);
+        return crate::link::spawn(addr, gen, links.clone(), hs.readonly, subscriber, tx);
     }
     tokio::spawn(async move {
         let report = |e: ConnEvent| {

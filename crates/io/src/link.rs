@@ -145,6 +145,7 @@ pub(crate) fn spawn(
     links: Arc<JsLinks>,
     readonly: bool,
     subscriber: bool,
+    tx: mpsc::UnboundedSender<Msg>,
 ) -> tokio::task::JoinHandle<()> {
     let id = loop {
         // 0 is never used: the embedder may treat it as "no link".
@@ -183,17 +184,31 @@ pub(crate) fn spawn(
                 buf.extend_from_slice(&more);
             }
             let mut commands = Vec::new();
-            // The driver writes whole commands it encoded itself, so this never stops early.
-            while let Ok(Some(Reply::Array(items))) = decoder.decode(&mut buf) {
-                commands.push(
-                    items
-                        .into_iter()
-                        .filter_map(|a| match a {
-                            Reply::Bulk(b) => Some(b),
-                            _ => None,
-                        })
-                        .collect::<Vec<Bytes>>(),
-                );
+            // The driver writes whole commands it encoded itself, so this stops only at the end
+            // of the buffer; a command past the decoder's limits (a bulk over 512 MiB, which the
+            // server would refuse too) ends the link instead of stalling everything behind it.
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(Reply::Array(items))) => commands.push(
+                        items
+                            .into_iter()
+                            .filter_map(|a| match a {
+                                Reply::Bulk(b) => Some(b),
+                                _ => None,
+                            })
+                            .collect::<Vec<Bytes>>(),
+                    ),
+                    Ok(None) => break,
+                    Ok(Some(_)) | Err(_) => {
+                        let (addr, gen) = match guard.links.lock().get(&id) {
+                            Some(l) => (l.addr.clone(), l.gen),
+                            None => return,
+                        };
+                        let error = "a command could not be passed to the createClient link".into();
+                        let _ = tx.send(Msg::Conn(ConnEvent::Closed { addr, gen, error }));
+                        return;
+                    }
+                }
             }
             if !commands.is_empty() {
                 guard
