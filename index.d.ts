@@ -105,6 +105,8 @@ declare namespace RedisClustr {
 
   interface BaseConfig {
     servers: ServerAddress[];
+    /** Factory of node_redis clients (one per node, given redisOptions) that then carry the traffic. */
+    createClient?: (port: number, host: string, options: RedisOptions) => unknown;
     /** ms between periodic slot-map refreshes (a 10 s safety refresh runs otherwise). */
     slotInterval?: number;
     /** Max commands waiting for the first slot map. */

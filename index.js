@@ -1,7 +1,8 @@
 // redis-clustr-native: the hand-written CommonJS shim over the Rust engine, with the API of
 // redis-clustr 1.7.0. It shapes arguments the node_redis way, queues commands and hands them to
 // native code in one call per tick, and settles callbacks from one drain per wake-up. Routing,
-// redirections, retries and connections all live in Rust (src/, crates/).
+// redirections, retries and connections all live in Rust (src/, crates/); with the createClient
+// hook, lib/hook.js only carries the driver's node links over the factory's clients.
 'use strict';
 
 const { EventEmitter } = require('events');
@@ -164,6 +165,19 @@ function trackSubscriptions(subs, name, args) {
   }
 }
 
+// Each client's createClient hook, kept off the instance: node_redis keeps the password on its
+// clients, and util.inspect of the cluster client (even with showHidden) must not reach them.
+const HOOKS = new WeakMap();
+
+// The createClient option: a function, or absent. Anything else is a mistake worth saying.
+function createClientOption(v) {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'function') {
+    throw clientError('INVALID_ARG', 'createClient must be a function (port, host, options) returning a node_redis client');
+  }
+  return v;
+}
+
 // The error for arguments that throw when merely inspected; says nothing of their content.
 function unreadable(name) {
   return clientError('INVALID_ARG', `invalid arguments for ${name.toUpperCase()}: they could not be read; nothing was sent`, name);
@@ -194,14 +208,8 @@ class RedisClustr extends EventEmitter {
       throw clientError('INVALID_ARG', 'RedisClustr needs {servers: [{host, port}, ...]} with at least one server');
     }
     const options = nativeOptions(config);
-    if (typeof config.createClient === 'function') {
-      // The hook is not built yet; most code passes it only to reproduce the default. Say so
-      // once instead of silently ignoring it.
-      process.emitWarning(
-        'redis-clustr-native: the createClient option is not honoured yet; native connections are used',
-        { code: 'REDIS_CLUSTR_NATIVE_CREATECLIENT' }
-      );
-    }
+    const hookFactory = createClientOption(config.createClient);
+    if (hookFactory) options.hook = true;
     const ro = config.redisOptions || {};
     this.config = redactedConfig(config);
     this.slots = [];
@@ -225,6 +233,12 @@ class RedisClustr extends EventEmitter {
       _quitCallbacks: { value: [] },
       _ended: { value: false, writable: true },
     });
+    // The createClient hook's link server (lib/hook.js), only when a factory was given: without
+    // it no JS Redis client is ever loaded.
+    if (hookFactory) {
+      const { Hook } = require('./lib/hook');
+      HOOKS.set(this, new Hook(this, hookFactory, config.redisOptions || {}, options.connectTimeout || 10000));
+    }
     Object.defineProperty(this, '_native', {
       value: createNative(options, () => this._wake(), natOptions(config.natMap).fn),
     });
@@ -351,6 +365,8 @@ class RedisClustr extends EventEmitter {
   }
 
   _event(ev) {
+    const hook = HOOKS.get(this);
+    if (hook !== undefined && hook.event(ev)) return;
     switch (ev[0]) {
       case 'connect':
         this.connected = true;
@@ -453,6 +469,8 @@ class RedisClustr extends EventEmitter {
     this.connected = false;
     for (const n of Object.values(this.connections)) n.ready = n.connected = false;
     this._native.close();
+    const hook = HOOKS.get(this);
+    if (hook !== undefined) hook.end();
     const calls = [];
     for (const cb of this._quitCallbacks.splice(0)) calls.push(cb, null, 'OK');
     // 'end' first: a quit callback that throws must not swallow it.

@@ -54,9 +54,26 @@ function callError(client, method, ...args) {
   });
 }
 
+/**
+ * The createClient mode (SPEC §5): with REDIS_CLUSTR_HOOK=1 (`npm test` runs the behavioural
+ * suites once without and once with it) every client these helpers make carries its traffic over
+ * node_redis v3 clients from the factory below, so the same assertions hold in both modes.
+ */
+const HOOK = process.env.REDIS_CLUSTR_HOOK === '1';
+
+/** The factory the hook mode uses: node_redis v3, as redis-clustr users pass it. */
+function redisFactory(port, host, options) {
+  return require('redis').createClient(port, host, options);
+}
+
+/** Options to merge into a RedisClustr config so it runs in the mode under test. */
+function modeOptions(extra = {}) {
+  return HOOK && !('createClient' in extra) ? { createClient: redisFactory } : {};
+}
+
 /** A connected client for `seeds`; resolves once the slot map is in. */
 async function connect(seeds, extra = {}) {
-  const client = new RedisClustr(Object.assign({ servers: seeds }, extra));
+  const client = new RedisClustr(Object.assign({ servers: seeds }, modeOptions(extra), extra));
   await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('client not ready within 10 s')), 10000);
     client.once('ready', () => {
@@ -166,7 +183,7 @@ function within(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-module.exports = { within, RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis, blackHole };
+module.exports = { HOOK, redisFactory, modeOptions, within, RedisClustr, cluster, stopOwnCluster, call, callError, connect, quit, until, freePort, startPlainRedis, blackHole };
 
 // ---- pub/sub (appended for pubsub.test.js and pubsub-failover.test.js) ----
 

@@ -296,7 +296,7 @@ test('subscribing right after the constructor, before ready, subscribes and deli
   const pat = `${uniq('early-p')}.*`;
   const pch = `${pat.slice(0, -2)}.x`;
   const sch = shardChannelOn(masters, masters[2].port, 'early');
-  const client = new RedisClustr({ servers: c.seeds });
+  const client = new RedisClustr({ ...h.modeOptions(), servers: c.seeds });
   const rec = h.recordPubsub(client);
   let publisher;
   try {

@@ -1,8 +1,9 @@
 // `npm test`: builds the addon if it is missing, starts one throwaway local Redis Cluster, runs
 // `cargo test` for the Rust crates and then every __test__ suite with node's test runner against
-// that cluster (its seeds are passed in REDIS_CLUSTR_SEEDS), and stops the cluster whatever
-// happens; then the quick fault scenarios (faults/run.js --quick, own clusters) and the packaging
-// test. Exits non-zero if anything failed.
+// that cluster (its seeds are passed in REDIS_CLUSTR_SEEDS), then the behavioural suites once
+// more in createClient mode, and stops the cluster whatever happens; then the quick fault
+// scenarios (faults/run.js --quick, own clusters) and the packaging test. Exits non-zero if
+// anything failed.
 'use strict';
 
 const { spawnSync, spawn } = require('child_process');
@@ -11,6 +12,21 @@ const path = require('path');
 const { ensureRedis, startCluster } = require('./cluster');
 
 const root = path.join(__dirname, '..');
+
+// The suites that run a second time with the createClient hook: commands, reply shapes, batches
+// and transactions, multi-key and fan-out, a live slot migration (ASK/MOVED), pub/sub, scan, and
+// the lifecycle (connect/ready/fullReady, quit), and WATCH sessions (each on a client of its own).
+const HOOK_SUITES = [
+  'commands.test.js',
+  'replies.test.js',
+  'transaction.test.js',
+  'fanout.test.js',
+  'migration.test.js',
+  'pubsub.test.js',
+  'scan.test.js',
+  'lifecycle.test.js',
+  'watch.test.js',
+];
 
 // Totals over every runner, for the one closing line CI reads.
 const totals = { passed: 0, failed: 0 };
@@ -85,6 +101,15 @@ async function main() {
       REDIS_CLUSTR_SEEDS: JSON.stringify(cluster.seeds),
     });
     if (node !== 0) failures.push(`node --test (${node})`);
+
+    // The createClient mode (SPEC §5): the behavioural suites again, with every client carrying
+    // its traffic over node_redis v3 clients from a factory (see __test__/helpers.js).
+    console.log('# the behavioural suites again in createClient mode (node_redis v3 clients)');
+    const hookNode = await run(process.execPath, ['--test', '--test-concurrency=1', ...HOOK_SUITES.map((f) => path.join('__test__', f))], {
+      REDIS_CLUSTR_SEEDS: JSON.stringify(cluster.seeds),
+      REDIS_CLUSTR_HOOK: '1',
+    });
+    if (hookNode !== 0) failures.push(`node --test in createClient mode (${hookNode})`);
   } finally {
     await cluster.stop();
   }

@@ -139,6 +139,23 @@ impl Js {
         )?;
         Ok(v)
     }
+    fn boolean(&self, b: bool) -> R {
+        let mut v = ptr::null_mut();
+        check(
+            unsafe { sys::napi_get_boolean(self.0, b, &mut v) },
+            "boolean",
+        )?;
+        Ok(v)
+    }
+    /// A command argument for a JS client: a string when the bytes are UTF-8 (node_redis writes
+    /// strings fastest and they round-trip exactly), a Buffer otherwise (binary-safe).
+    fn arg(&self, b: &[u8]) -> R {
+        if std::str::from_utf8(b).is_ok() {
+            self.string(b)
+        } else {
+            self.buffer(b)
+        }
+    }
     fn null(&self) -> R {
         let mut v = ptr::null_mut();
         check(unsafe { sys::napi_get_null(self.0, &mut v) }, "null")?;
@@ -321,6 +338,33 @@ impl Js {
                     self.addr(node)?,
                 ]
             }
+            Event::LinkOpen {
+                id,
+                addr,
+                readonly,
+                subscriber,
+                dedicated,
+            } => vec![
+                name("linkOpen")?,
+                self.number(*id as f64)?,
+                self.string(addr.host.as_bytes())?,
+                self.number(addr.port as f64)?,
+                self.boolean(*readonly)?,
+                self.boolean(*subscriber)?,
+                self.boolean(*dedicated)?,
+            ],
+            Event::LinkWrite { id, commands } => {
+                let cmds = self.array(commands.len())?;
+                for (i, argv) in commands.iter().enumerate() {
+                    let arr = self.array(argv.len())?;
+                    for (j, a) in argv.iter().enumerate() {
+                        self.set(arr, j, self.arg(a)?)?;
+                    }
+                    self.set(cmds, i, arr)?;
+                }
+                vec![name("linkWrite")?, self.number(*id as f64)?, cmds]
+            }
+            Event::LinkClose { id } => vec![name("linkClose")?, self.number(*id as f64)?],
         };
         self.list(items)
     }

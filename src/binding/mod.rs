@@ -10,6 +10,7 @@ mod submit;
 
 use std::sync::{Arc, Mutex};
 
+use clustr_engine::ErrorKind;
 use clustr_io::{Client, Sink};
 use napi::bindgen_prelude::BufferSlice;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -121,6 +122,27 @@ impl NativeCluster {
     #[napi]
     pub fn close(&self) {
         self.sink.release_wake();
+    }
+
+    /// createClient hook: link `id`'s JS client answered its handshake; commands may flow.
+    #[napi]
+    pub fn link_up(&self, id: u32) {
+        self.client.link_up(id);
+    }
+
+    /// createClient hook: `len` bytes of RESP replies for link `id`, in command order.
+    #[napi]
+    pub fn link_replies(&self, id: u32, data: BufferSlice, len: u32) {
+        let len = (len as usize).min(data.len());
+        self.client.link_replies(id, &data[..len]);
+    }
+
+    /// createClient hook: link `id`'s JS client failed (or could not be made). `code` is one of
+    /// the client error codes; an unknown one counts as a lost connection.
+    #[napi]
+    pub fn link_down(&self, id: u32, code: String, message: String) {
+        let kind = ErrorKind::from_code(&code).unwrap_or(ErrorKind::ConnectionLost);
+        self.client.link_down(id, kind, message);
     }
 
     /// Counters: MOVED and ASK followed, retries, topology refreshes, slot patches.

@@ -69,6 +69,8 @@ pub struct Options {
     pub nat_map: Option<Vec<NatEntry>>,
     /// `redisOptions.prefix` as bytes; taken by `NativeCluster` (it is not io configuration).
     pub prefix: Option<Buffer>,
+    /// The createClient hook is in use: nodes are reached through JS clients (JS links).
+    pub hook: Option<bool>,
 }
 
 fn invalid(msg: &str) -> napi::Error {
@@ -124,6 +126,7 @@ impl Options {
             command_timeout_ms: ms(self.command_timeout).filter(|&t| t > 0),
             tls,
             nat_map,
+            js_links: self.hook.unwrap_or(false),
         })
     }
 }

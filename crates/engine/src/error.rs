@@ -25,6 +25,10 @@ pub enum ErrorKind {
     NoSlotMap,
     Protocol,
     ClusterDown,
+    /// The createClient hook threw when asked for a node's client.
+    CreateClientFailed,
+    /// The createClient hook returned something that is not a node_redis-compatible client.
+    CreateClientInvalid,
 }
 
 impl ErrorKind {
@@ -44,7 +48,34 @@ impl ErrorKind {
             ErrorKind::NoSlotMap => "NO_SLOT_MAP",
             ErrorKind::Protocol => "PROTOCOL",
             ErrorKind::ClusterDown => "CLUSTERDOWN",
+            ErrorKind::CreateClientFailed => "CREATE_CLIENT_FAILED",
+            ErrorKind::CreateClientInvalid => "CREATE_CLIENT_INVALID",
         }
+    }
+
+    /// The kind whose `code()` is `code` (for errors the embedder reports by code).
+    pub fn from_code(code: &str) -> Option<ErrorKind> {
+        use ErrorKind::*;
+        [
+            NoKey,
+            InvalidArg,
+            Closed,
+            QueueFull,
+            Timeout,
+            MaxRedirections,
+            ConnectionRefused,
+            HandshakeFailed,
+            Tls,
+            ConnectionLost,
+            NotACluster,
+            NoSlotMap,
+            Protocol,
+            ClusterDown,
+            CreateClientFailed,
+            CreateClientInvalid,
+        ]
+        .into_iter()
+        .find(|k| k.code() == code)
     }
 }
 
@@ -74,3 +105,20 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_maps_back_to_its_kind() {
+        for k in [
+            ErrorKind::ConnectionLost,
+            ErrorKind::CreateClientInvalid,
+            ErrorKind::Tls,
+        ] {
+            assert_eq!(ErrorKind::from_code(k.code()), Some(k));
+        }
+        assert_eq!(ErrorKind::from_code("WRONGTYPE"), None);
+    }
+}

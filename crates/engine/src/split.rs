@@ -121,7 +121,9 @@ impl Merger {
                     self.values[pos] = v.clone();
                 }
             }
-            (Reply::Status(_), Merge::AllOk) => {}
+            // A bulk "OK" too: the createClient hook's JS clients cannot tell status from bulk
+            // strings, and any non-error reply to an MSET part means it was applied.
+            (Reply::Status(_) | Reply::Bulk(_), Merge::AllOk) => {}
             _ => {
                 self.error.get_or_insert(Reply::Error(
                     "ERR unexpected reply to a split command".into(),
@@ -198,7 +200,8 @@ mod tests {
         let p = plan(&s).unwrap();
         assert_eq!(p.parts.iter().map(|x| x.args.len()).sum::<usize>(), 6);
         let mut m = Merger::new(&p);
-        m.add(0, Reply::Status("OK".into()));
+        // The first part answers as a createClient JS client does: "OK" as a bulk string.
+        m.add(0, Reply::Bulk("OK".into()));
         assert_eq!(
             m.add(1, Reply::Status("OK".into())),
             Some(Reply::Status("OK".into()))

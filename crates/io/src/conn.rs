@@ -77,6 +77,8 @@ pub(crate) struct Handshake {
     pub tls: Option<Tls>,
     /// natMap: where to dial each announced address (see `Config::nat_map`).
     pub nat: crate::NatMap,
+    /// Set with the createClient hook: every link is a JS link (`link`), no socket is opened.
+    pub js: Option<Arc<crate::link::JsLinks>>,
 }
 
 /// Starts a connection task; returns its handle so quit can stop it.
@@ -86,6 +88,13 @@ pub(crate) fn spawn(
     hs: Arc<Handshake>,
     tx: mpsc::UnboundedSender<Msg>,
 ) -> tokio::task::JoinHandle<()> {
+    if let Some(links) = &hs.js {
+        let kind = (
+            crate::pubsub::is_subscriber_gen(gen),
+            crate::session::Sessions::owns(gen),
+        );
+        return crate::link::spawn(addr, gen, links.clone(), hs.readonly, kind, tx);
+    }
     tokio::spawn(async move {
         let report = |e: ConnEvent| {
             let _ = tx.send(Msg::Conn(e));

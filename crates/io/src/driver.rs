@@ -87,8 +87,10 @@ pub(crate) async fn run(
     tx: mpsc::UnboundedSender<Msg>,
     mut rx: mpsc::UnboundedReceiver<Msg>,
     sink: Arc<Sink>,
+    js: Option<Arc<crate::link::JsLinks>>,
 ) {
     let hs = Handshake {
+        js,
         username: cfg.username.clone(),
         password: cfg.password.clone(),
         readonly: cfg.retry.replicas != clustr_engine::route::ReplicaPolicy::Never,

@@ -11,6 +11,7 @@ mod conn;
 mod driver;
 mod incoming;
 mod learn;
+mod link;
 mod nodes;
 mod pubsub;
 mod pubsub_frames;
@@ -29,6 +30,7 @@ use clustr_engine::topology::NodeAddr;
 use clustr_engine::{Error, ErrorKind};
 use tokio::sync::mpsc;
 
+pub use link::JsLinks;
 pub use pubsub::{PsKind, PubSubOp};
 pub use session::SessionOp;
 pub use sink::{Completion, Event, Sink};
@@ -60,6 +62,8 @@ pub struct Config {
     /// Node identity stays the announced address (slot map, MOVED, node handles); only the
     /// connect target changes, so one map serves command and subscriber connections alike.
     pub nat_map: NatMap,
+    /// The createClient hook: every node link is a JS link (see `link`) instead of a socket.
+    pub js_links: bool,
 }
 
 /// What a natMap resolver answers for an announced address: where to dial, `None` to dial the
@@ -116,6 +120,7 @@ impl std::fmt::Debug for Config {
             .field("command_timeout_ms", &self.command_timeout_ms)
             .field("tls", &self.tls)
             .field("nat_map", &self.nat_map)
+            .field("js_links", &self.js_links)
             .finish()
     }
 }
@@ -135,6 +140,7 @@ impl Default for Config {
             command_timeout_ms: None,
             tls: None,
             nat_map: NatMap::default(),
+            js_links: false,
         }
     }
 }
@@ -187,6 +193,8 @@ pub struct Client {
     tx: mpsc::UnboundedSender<Msg>,
     sink: Arc<Sink>,
     thread: Option<JoinHandle<()>>,
+    /// With the createClient hook: the JS links the embedder serves.
+    links: Option<Arc<JsLinks>>,
 }
 
 impl Client {
@@ -198,16 +206,49 @@ impl Client {
             .build()?;
         let driver_tx = tx.clone();
         let driver_sink = sink.clone();
+        let links = config
+            .js_links
+            .then(|| Arc::new(JsLinks::new(sink.clone())));
+        let driver_links = links.clone();
         let thread = std::thread::Builder::new()
             .name("redis-clustr-io".into())
             .spawn(move || {
-                runtime.block_on(driver::run(config, driver_tx, rx, driver_sink));
+                runtime.block_on(driver::run(
+                    config,
+                    driver_tx,
+                    rx,
+                    driver_sink,
+                    driver_links,
+                ));
             })?;
         Ok(Client {
             tx,
             sink,
             thread: Some(thread),
+            links,
         })
+    }
+
+    /// createClient hook: the JS client of link `id` is ready for commands.
+    pub fn link_up(&self, id: u32) {
+        if let Some(l) = &self.links {
+            link::send(&self.tx, l.up(id));
+        }
+    }
+
+    /// createClient hook: RESP-encoded replies for link `id`, in command order.
+    pub fn link_replies(&self, id: u32, data: &[u8]) {
+        if let Some(l) = &self.links {
+            link::send(&self.tx, l.replies(id, data));
+        }
+    }
+
+    /// createClient hook: the JS client of link `id` failed or could not be made; `kind` is
+    /// what a command that cannot be sent because of it will report.
+    pub fn link_down(&self, id: u32, kind: ErrorKind, error: String) {
+        if let Some(l) = &self.links {
+            link::send(&self.tx, l.down(id, kind, error));
+        }
     }
 
     /// Hands a batch of commands to the driver. After quit they fail with CLOSED.

@@ -145,6 +145,11 @@ pub(crate) struct PubSub {
 /// Generations of subscriber connections live above this, apart from the node table's.
 const GEN_BASE: u64 = 1 << 62;
 
+/// Whether a connection generation belongs to a subscriber connection.
+pub(crate) fn is_subscriber_gen(gen: u64) -> bool {
+    gen >= GEN_BASE
+}
+
 pub(crate) fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -161,7 +166,7 @@ fn command(kind: PsKind, names: &[Bytes]) -> Bytes {
 
 impl PubSub {
     pub fn owns(&self, gen: u64) -> bool {
-        gen >= GEN_BASE
+        is_subscriber_gen(gen)
     }
 
     pub(crate) fn conn_mut(&mut self, gen: u64) -> Option<(NodeAddr, &mut SubConn, bool)> {

@@ -60,6 +60,25 @@ pub enum Event {
         to_ms: u64,
         node: NodeAddr,
     },
+    /// createClient hook: make (or reuse) the JS client for `addr` and report it ready with
+    /// `Client::link_up(id)` after sending READONLY (when `readonly`) and PING.
+    LinkOpen {
+        id: u32,
+        addr: NodeAddr,
+        readonly: bool,
+        subscriber: bool,
+        /// A WATCH session's link: it needs a client of its own (WATCH is connection state).
+        dedicated: bool,
+    },
+    /// createClient hook: send these commands (argv lists, name first) on link `id`, in order.
+    LinkWrite {
+        id: u32,
+        commands: Vec<Vec<Bytes>>,
+    },
+    /// createClient hook: link `id` is finished; its late replies are not wanted.
+    LinkClose {
+        id: u32,
+    },
 }
 
 type Wake = Box<dyn Fn() + Send + Sync>;
