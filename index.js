@@ -96,7 +96,8 @@ function tlsOptions(tls) {
   };
 }
 
-function nativeOptions(config) {
+// `nat`: natOptions(config.natMap), made once (its function goes to the native constructor).
+function nativeOptions(config, nat) {
   const ro = config.redisOptions || {};
   const password = ro.password !== undefined ? ro.password : ro.auth_pass;
   if (password !== undefined && password !== null && typeof password !== 'string') {
@@ -129,7 +130,7 @@ function nativeOptions(config) {
     retryBudget: num(config.retryBudget, 'retryBudget'),
     commandTimeout: num(config.commandTimeout, 'commandTimeout'),
     tls: tlsOptions(ro.tls),
-    natMap: natOptions(config.natMap).entries,
+    natMap: nat.entries,
     prefix: prefixBytes(ro.prefix),
   };
 }
@@ -207,7 +208,8 @@ class RedisClustr extends EventEmitter {
     if (!config || typeof config !== 'object' || !Array.isArray(config.servers) || config.servers.length === 0) {
       throw clientError('INVALID_ARG', 'RedisClustr needs {servers: [{host, port}, ...]} with at least one server');
     }
-    const options = nativeOptions(config);
+    const nat = natOptions(config.natMap);
+    const options = nativeOptions(config, nat);
     const hookFactory = createClientOption(config.createClient);
     if (hookFactory) options.hook = true;
     const ro = config.redisOptions || {};
@@ -240,7 +242,7 @@ class RedisClustr extends EventEmitter {
       HOOKS.set(this, new Hook(this, hookFactory, config.redisOptions || {}, options.connectTimeout || 10000));
     }
     Object.defineProperty(this, '_native', {
-      value: createNative(options, () => this._wake(), natOptions(config.natMap).fn),
+      value: createNative(options, () => this._wake(), nat.fn),
     });
   }
 
