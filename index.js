@@ -15,28 +15,14 @@ const { normalize, normalizeHash, check } = require('./lib/args');
 const { clientError, fromNative } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
 const { dispatch, runCallbacks } = require('./lib/dispatch');
-const { Batch, Transaction, addCommands } = require('./lib/batch');
+const { Batch, Transaction, addCommands, prepareBatch } = require('./lib/batch');
 const compat = require('./lib/compat');
 const { scanIterator, scanEach } = require('./lib/scan');
+const { redactedConfig, nativeOptions, createClientOption, positive } = require('./lib/options');
 
 const COMMANDS = commandNames();
 // Methods the class defines itself: a command of the same name must not replace them.
 const RESERVED = new Set(['quit', 'multi', 'batch', 'exec', 'send_command', 'constructor']);
-
-function redactedConfig(config) {
-  const copy = Object.assign({}, config);
-  if (config.redisOptions) {
-    copy.redisOptions = Object.assign({}, config.redisOptions);
-    for (const k of ['password', 'auth_pass']) if (k in copy.redisOptions) copy.redisOptions[k] = '[redacted]';
-    const tls = copy.redisOptions.tls;
-    if (tls && typeof tls === 'object') {
-      // A private key is as secret as a password.
-      copy.redisOptions.tls = Object.assign({}, tls);
-      for (const k of ['key', 'passphrase', 'pfx']) if (k in tls) copy.redisOptions.tls[k] = '[redacted]';
-    }
-  }
-  return copy;
-}
 
 // napi reports the native side's option checks (e.g. a TLS PEM that does not parse) with code
 // 'InvalidArg'; callers get SPEC §3's INVALID_ARG like for the checks made here.
@@ -47,101 +33,6 @@ function createNative(options, wake, natFn) {
     if (e && e.code === 'InvalidArg') throw clientError('INVALID_ARG', e.message);
     throw e;
   }
-}
-
-let insecureTlsWarned = false;
-
-// Node's `tls` options → what the native side takes: PEM as one Buffer per option (Node accepts a
-// string, a Buffer or an array of them), the name to verify, and whether to verify at all.
-function tlsOptions(tls) {
-  if (tls === undefined || tls === null || tls === false) return undefined;
-  if (tls === true) tls = {};
-  if (typeof tls !== 'object') throw clientError('INVALID_ARG', 'redisOptions.tls must be an object of Node TLS options');
-  for (const k of ['pfx', 'passphrase']) {
-    if (tls[k] !== undefined && tls[k] !== null) {
-      throw clientError('INVALID_ARG', `redisOptions.tls.${k} is not supported: give a PEM cert and an unencrypted PEM key`);
-    }
-  }
-  const pem = (v, name) => {
-    if (v === undefined || v === null) return undefined;
-    const list = Array.isArray(v) ? v : [v];
-    const parts = [];
-    for (const item of list) {
-      if (typeof item !== 'string' && !Buffer.isBuffer(item)) {
-        // Names the option, never shows its value (it may be a key).
-        throw clientError('INVALID_ARG', `redisOptions.tls.${name} must be a PEM string, a Buffer or an array of them`);
-      }
-      parts.push(Buffer.from(item), Buffer.from('\n'));
-    }
-    return Buffer.concat(parts);
-  };
-  if (tls.servername !== undefined && tls.servername !== null && typeof tls.servername !== 'string') {
-    throw clientError('INVALID_ARG', 'redisOptions.tls.servername must be a string');
-  }
-  const rejectUnauthorized = tls.rejectUnauthorized !== false;
-  if (!rejectUnauthorized && !insecureTlsWarned) {
-    insecureTlsWarned = true;
-    process.emitWarning(
-      'redis-clustr-native: redisOptions.tls.rejectUnauthorized is false, so server certificates are not verified ' +
-        '(anyone on the network path can impersonate the cluster)',
-      { code: 'REDIS_CLUSTR_NATIVE_INSECURE_TLS' }
-    );
-  }
-  return {
-    ca: pem(tls.ca, 'ca'),
-    cert: pem(tls.cert, 'cert'),
-    key: pem(tls.key, 'key'),
-    servername: tls.servername || undefined,
-    rejectUnauthorized,
-  };
-}
-
-// `nat`: natOptions(config.natMap), made once (its function goes to the native constructor).
-function nativeOptions(config, nat) {
-  const ro = config.redisOptions || {};
-  const password = ro.password !== undefined ? ro.password : ro.auth_pass;
-  if (password !== undefined && password !== null && typeof password !== 'string') {
-    throw clientError('INVALID_ARG', 'redisOptions.password must be a string');
-  }
-  const num = (v, name) => {
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !(v >= 0)) throw clientError('INVALID_ARG', `${name} must be a non-negative number`);
-    return v;
-  };
-  if (config.slaves !== undefined && !['never', 'share', 'always'].includes(config.slaves)) {
-    throw clientError('INVALID_ARG', "slaves must be 'never', 'share' or 'always'");
-  }
-  return {
-    seeds: config.servers.map((s, i) => {
-      if (!s || typeof s.host !== 'string' || !Number.isInteger(Number(s.port))) {
-        throw clientError('INVALID_ARG', `servers[${i}] must be {host: string, port: number}`);
-      }
-      return { host: s.host, port: Number(s.port) };
-    }),
-    username: ro.user !== undefined ? String(ro.user) : ro.username !== undefined ? String(ro.username) : undefined,
-    password: password || undefined,
-    connectTimeout: num(ro.connect_timeout, 'redisOptions.connect_timeout'),
-    slaves: config.slaves,
-    slotInterval: num(config.slotInterval, 'slotInterval'),
-    maxQueueLength: num(config.maxQueueLength, 'maxQueueLength'),
-    queueShift: config.queueShift === undefined ? undefined : config.queueShift !== false,
-    wait: num(config.wait, 'wait'),
-    maxRedirections: num(config.maxRedirections, 'maxRedirections'),
-    retryBudget: num(config.retryBudget, 'retryBudget'),
-    commandTimeout: num(config.commandTimeout, 'commandTimeout'),
-    tls: tlsOptions(ro.tls),
-    natMap: nat.entries,
-    prefix: prefixBytes(ro.prefix),
-  };
-}
-
-// redisOptions.prefix as the bytes put in front of every key (native code knows which arguments
-// are keys); a string is taken as UTF-8, a Buffer as is.
-function prefixBytes(prefix) {
-  if (prefix === undefined || prefix === null || prefix === '') return undefined;
-  if (typeof prefix === 'string') return Buffer.from(prefix);
-  if (prefix instanceof Uint8Array) return prefix.length ? Buffer.from(prefix) : undefined;
-  throw clientError('INVALID_ARG', 'redisOptions.prefix must be a string or a Buffer');
 }
 
 // The subscription commands and the set each changes (true: adds to it).
@@ -170,27 +61,10 @@ function trackSubscriptions(subs, name, args) {
 // clients, and util.inspect of the cluster client (even with showHidden) must not reach them.
 const HOOKS = new WeakMap();
 
-// The createClient option: a function, or absent. Anything else is a mistake worth saying.
-function createClientOption(v) {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'function') {
-    throw clientError('INVALID_ARG', 'createClient must be a function (port, host, options) returning a node_redis client');
-  }
-  return v;
-}
-
 // The error for arguments that throw when merely inspected; says nothing of their content.
 function unreadable(name) {
   return clientError('INVALID_ARG', `invalid arguments for ${name.toUpperCase()}: they could not be read; nothing was sent`, name);
 }
-
-// A limit option: a positive number, or 0/undefined for none.
-function positive(v, name) {
-  if (v === undefined || v === null || v === 0) return 0;
-  if (typeof v !== 'number' || !(v > 0)) throw clientError('INVALID_ARG', `${name} must be a positive number`);
-  return v;
-}
-
 
 function flush(self) {
   self._flushScheduled = false;
@@ -317,10 +191,7 @@ class RedisClustr extends EventEmitter {
       return this;
     }
     const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
-    let id = this._nextId;
-    // After 2^31 commands ids wrap; one still waiting for its reply is never reused.
-    while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
-    this._nextId = id >= 0x7fffffff ? 1 : id + 1;
+    const id = this._takeId();
     const start = this._enc.weight();
     try {
       if (tx) this._enc.pushTx(id, flags, tx, session);
@@ -335,6 +206,14 @@ class RedisClustr extends EventEmitter {
     this._pending.set(id, { name, args, cb, bytes });
     this._scheduleFlush();
     return this;
+  }
+
+  _takeId() {
+    let id = this._nextId;
+    // After 2^31 commands ids wrap; one still waiting for its reply is never reused.
+    while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
+    this._nextId = id >= 0x7fffffff ? 1 : id + 1;
+    return id;
   }
 
   _scheduleFlush() {
@@ -510,6 +389,42 @@ class RedisClustr extends EventEmitter {
   /** A real MULTI/EXEC on one node: every key must share one slot. */
   transaction(commands) {
     return new Transaction(this, commands);
+  }
+
+  // A batch as one record with one completion (lib/batch.js). False: it goes command by command
+  // instead, for what a record cannot carry: limits counted per command, subscriptions (client
+  // state), a client already closing (each command gets its own CLOSED).
+  _queueBatch(queue, done) {
+    if (this.quitting || this._maxInFlight || this._maxQueueBytes) return false;
+    if (queue.some((c) => SUBSCRIPTION[c.name])) return false;
+    const b = prepareBatch(queue, (c) => {
+      let hasBuffer;
+      try {
+        hasBuffer = check(c.name, c.args);
+      } catch (e) {
+        return unreadable(c.name);
+      }
+      if (hasBuffer instanceof Error) return hasBuffer;
+      return this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
+    });
+    b.done = done;
+    if (b.sent.length === 0) {
+      if (done) process.nextTick(done, b.errors, b.replies);
+      return true;
+    }
+    const id = this._takeId();
+    const start = this._enc.weight();
+    try {
+      this._enc.pushBatch(id, b.cmds, b.flags);
+    } catch (e) {
+      // A command too large to encode: command by command, it fails alone.
+      return false;
+    }
+    const bytes = this._enc.weight() - start;
+    this._queuedBytes += bytes;
+    this._pending.set(id, { name: 'batch', args: [], cb: undefined, bytes, batch: b });
+    this._scheduleFlush();
+    return true;
   }
 
   _queueTx(queue, cb, session) {

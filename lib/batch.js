@@ -1,6 +1,8 @@
 // batch() / multi(): redis-clustr's Batch. Commands are collected, then sent together on exec;
 // the client's one-native-call-per-tick queue already groups them per node and pipelines them,
-// so a batch needs no transport of its own. Like redis-clustr, multi() is not atomic.
+// so a batch needs no transport of its own: it travels as one record with one completion (one
+// pending entry, one reply array) rather than a callback per command. Like redis-clustr,
+// multi() is not atomic.
 // exec(cb) calls back (errors[] | null, replies[]) with replies in the caller's order (a failed
 // command's slot holds its Error); per-command callbacks fire too.
 'use strict';
@@ -44,25 +46,7 @@ class Batch {
   exec(cb) {
     const { queue, done } = this._take(cb);
     if (!queue) return this;
-    const replies = new Array(queue.length);
-    let errors = null;
-    let left = queue.length;
-    queue.forEach((c, i) => {
-      this._cluster._queue(
-        c.name,
-        c.args,
-        (err, value) => {
-          if (err) (errors || (errors = [])).push(err);
-          replies[i] = err || value;
-          try {
-            if (c.cb) c.cb(err, value);
-          } finally {
-            if (--left === 0 && done) done(errors, replies);
-          }
-        },
-        null
-      );
-    });
+    if (!this._cluster._queueBatch(queue, done)) execEach(this._cluster, queue, done);
     return this;
   }
 
@@ -77,6 +61,51 @@ class Batch {
       });
     });
   }
+}
+
+// The batch command by command, each with a callback of its own: for what one batch record
+// cannot carry (see RedisClustr#_queueBatch).
+function execEach(cluster, queue, done) {
+  const replies = new Array(queue.length);
+  let errors = null;
+  let left = queue.length;
+  queue.forEach((c, i) => {
+    cluster._queue(
+      c.name,
+      c.args,
+      (err, value) => {
+        if (err) (errors || (errors = [])).push(err);
+        replies[i] = err || value;
+        try {
+          if (c.cb) c.cb(err, value);
+        } finally {
+          if (--left === 0 && done) done(errors, replies);
+        }
+      },
+      null
+    );
+  });
+}
+
+// A batch sent as one record: its commands checked and given their flags here; the ones that
+// fail the check fail alone (their callbacks on the next tick, as for a single command) and the
+// rest are sent. `prepared.sent` lists the sent commands' indexes, in record order.
+function prepareBatch(queue, flagsOf) {
+  const state = { queue, sent: [], cmds: [], flags: [], replies: new Array(queue.length), errors: null, done: null };
+  for (let i = 0; i < queue.length; i++) {
+    const c = queue[i];
+    const flags = flagsOf(c);
+    if (flags instanceof Error) {
+      (state.errors || (state.errors = [])).push(flags);
+      state.replies[i] = flags;
+      if (c.cb) process.nextTick(c.cb, flags);
+      continue;
+    }
+    state.sent.push(i);
+    state.cmds.push(c);
+    state.flags.push(flags);
+  }
+  return state;
 }
 
 // transaction() / multi({atomic: true}): a real MULTI … EXEC on the owner of the one slot all
@@ -126,4 +155,4 @@ function addCommands(names, reserved) {
   }
 }
 
-module.exports = { Batch, Transaction, addCommands };
+module.exports = { Batch, Transaction, addCommands, prepareBatch };

@@ -37,6 +37,32 @@ function emitSafely(self, ev) {
   }
 }
 
+// Settles a batch record's completion: `result` is [values, failed] (src/binding/convert.rs),
+// `failure` a client-side error for the whole record. Per-command callbacks first, then exec's.
+function settleBatch(b, result, failure, calls) {
+  const { queue, sent, replies } = b;
+  let errors = b.errors;
+  const values = result ? result[0] : null;
+  const failed = result ? result[1] : null;
+  let f = 0;
+  for (let k = 0; k < sent.length; k++) {
+    const i = sent[k];
+    const c = queue[i];
+    let err = null;
+    let value;
+    if (failure) err = fromNative(failure, c.name, c.args);
+    else if (failed !== null && failed[f] === k) {
+      f++;
+      err = fromNative(values[k], c.name, c.args);
+    } else if (values[k] instanceof Error) err = fromServer(values[k], c.name, c.args);
+    else value = c.name === 'hgetall' ? toObject(values[k]) : values[k];
+    if (err) (errors || (errors = [])).push(err);
+    replies[i] = err || value;
+    if (c.cb) calls.push(c.cb, err, value);
+  }
+  if (b.done) calls.push(b.done, errors, replies);
+}
+
 function dispatch(self, out) {
   const calls = [];
   let ended = false;
@@ -54,6 +80,11 @@ function dispatch(self, out) {
     if (!p) continue;
     self._pending.delete(key);
     self._queuedBytes -= p.bytes;
+    if (p.batch) {
+      if (id < 0) settleBatch(p.batch, null, v, calls);
+      else settleBatch(p.batch, v, null, calls);
+      continue;
+    }
     let err = null;
     let value;
     if (id < 0) err = fromNative(v, p.name, p.args);

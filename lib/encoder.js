@@ -12,6 +12,7 @@ const FLAG_BUFFERS = 1;
 const FLAG_NODE = 2;
 const FLAG_TX = 4;
 const FLAG_SESSION = 8;
+const FLAG_BATCH = 16;
 const LARGE = 1024 * 1024;
 // In place of an argument's length: the argument is `large[next u32]`. No inline argument is
 // this long (strings encode to under 2 GiB, byte arrays this size take the large path).
@@ -102,6 +103,38 @@ class Encoder {
         this.pos += 4;
         this.string(name);
         for (const a of args) {
+          if (typeof a === 'string') this.string(a);
+          else this.bytes(a);
+        }
+      }
+    } catch (e) {
+      this.rollback(pos, large, largeBytes);
+      throw e;
+    }
+    this.count++;
+  }
+
+  // A batch as one record: FLAG_BATCH, then each command with its own flags (see
+  // src/binding/submit.rs). `cmds[i]` is {name, args}; `flags[i]` its flags.
+  pushBatch(id, cmds, flags) {
+    const pos = this.pos;
+    const large = this.large.length;
+    const largeBytes = this.largeBytes;
+    try {
+      this.ensure(9);
+      this.buf.writeUInt32LE(id, this.pos);
+      this.buf[this.pos + 4] = FLAG_BATCH;
+      this.buf.writeUInt32LE(cmds.length, this.pos + 5);
+      this.pos += 9;
+      for (let i = 0; i < cmds.length; i++) {
+        const { name, args } = cmds[i];
+        this.ensure(5);
+        this.buf[this.pos] = flags[i];
+        this.buf.writeUInt32LE(args.length + 1, this.pos + 1);
+        this.pos += 5;
+        this.string(name);
+        for (let j = 0; j < args.length; j++) {
+          const a = args[j];
           if (typeof a === 'string') this.string(a);
           else this.bytes(a);
         }

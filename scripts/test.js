@@ -20,6 +20,7 @@ const HOOK_SUITES = [
   'commands.test.js',
   'replies.test.js',
   'transaction.test.js',
+  'batch.test.js',
   'fanout.test.js',
   'migration.test.js',
   'pubsub.test.js',

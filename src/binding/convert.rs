@@ -13,6 +13,8 @@ use std::ptr;
 use clustr_engine::topology::{NodeAddr, SlotMap, TopologyChange};
 use clustr_engine::{Error, Reply};
 use clustr_io::{Completion, Event};
+
+use super::splits::Done;
 use napi::bindgen_prelude::{ToNapiValue, TypeName, ValueType};
 use napi::sys::{self, napi_env, napi_value};
 
@@ -33,7 +35,7 @@ unsafe extern "C" fn release_bytes(
 }
 
 pub struct Drained {
-    pub completions: Vec<Completion>,
+    pub done: Vec<Done>,
     pub events: Vec<Event>,
 }
 
@@ -219,6 +221,42 @@ impl Js {
         ])
     }
 
+    /// `(id, reply)` on success, `(-id, [code, message, causes])` on failure.
+    fn completion(&self, c: &Completion) -> napi::Result<(f64, napi_value)> {
+        let converted = match &c.result {
+            Ok(r) => self
+                .reply(r, c.flags & FLAG_BUFFERS != 0)
+                .map(|v| (c.id as f64, v)),
+            Err(e) => self.failure(e).map(|v| (-(c.id as f64), v)),
+        };
+        // One reply V8 cannot hold (a bulk over its string limit, say) fails its own
+        // command, not every other completion of this drain.
+        match converted {
+            Ok(pair) => Ok(pair),
+            Err(_) => Ok((-(c.id as f64), self.failure(&too_large())?)),
+        }
+    }
+
+    /// A batch's completions as `[values, failed]`: `values[i]` is command i's reply, or its
+    /// `[code, message, causes]` when i is listed in `failed` (null when none failed).
+    fn batch(&self, results: &[Completion]) -> R {
+        let values = self.array(results.len())?;
+        let mut failed = Vec::new();
+        for (i, c) in results.iter().enumerate() {
+            let (id, v) = self.completion(c)?;
+            if id < 0.0 {
+                failed.push(self.number(i as f64)?);
+            }
+            self.set(values, i, v)?;
+        }
+        let failed = if failed.is_empty() {
+            self.null()?
+        } else {
+            self.list(failed)?
+        };
+        self.list(vec![values, failed])
+    }
+
     fn topology(&self, map: &SlotMap, change: &TopologyChange) -> napi::Result<Vec<napi_value>> {
         let ranges = map.ranges();
         let mut shards = Vec::new();
@@ -386,25 +424,17 @@ fn first_word(e: &[u8]) -> &[u8] {
 impl ToNapiValue for Drained {
     unsafe fn to_napi_value(env: napi_env, val: Self) -> R {
         let js = Js(env);
-        let out = js.array(2 * (val.events.len() + val.completions.len()))?;
+        let out = js.array(2 * (val.events.len() + val.done.len()))?;
         let mut i = 0;
         for e in &val.events {
             js.set(out, i, js.number(0.0)?)?;
             js.set(out, i + 1, js.event(e)?)?;
             i += 2;
         }
-        for c in &val.completions {
-            let converted = match &c.result {
-                Ok(r) => js
-                    .reply(r, c.flags & FLAG_BUFFERS != 0)
-                    .map(|v| (c.id as f64, v)),
-                Err(e) => js.failure(e).map(|v| (-(c.id as f64), v)),
-            };
-            // One reply V8 cannot hold (a bulk over its string limit, say) fails its own
-            // command, not every other completion of this drain.
-            let (id, v) = match converted {
-                Ok(pair) => pair,
-                Err(_) => (-(c.id as f64), js.failure(&too_large())?),
+        for d in &val.done {
+            let (id, v) = match d {
+                Done::One(c) => js.completion(c)?,
+                Done::Batch { id, results } => (*id as f64, js.batch(results)?),
             };
             js.set(out, i, js.number(id)?)?;
             js.set(out, i + 1, v)?;

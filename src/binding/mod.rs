@@ -19,7 +19,7 @@ use napi_derive::napi;
 
 use convert::Drained;
 use options::Options;
-use splits::Splits;
+use splits::{Done, Splits};
 
 /// A JS function the io thread calls (with no arguments) when replies or events are waiting.
 type Wake = ThreadsafeFunction<(), (), (), Status, false>;
@@ -92,24 +92,21 @@ impl NativeCluster {
     /// Everything finished since the last call: `[event..., id, reply, ...]` (see `convert`).
     #[napi]
     pub fn drain(&self) -> Drained {
-        let (mut completions, events) = self.sink.take();
-        if completions.iter().any(|c| Splits::is_part(c.id)) {
-            let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
-            completions = completions
-                .into_iter()
-                .filter_map(|c| {
-                    if Splits::is_part(c.id) {
-                        splits.complete(c)
-                    } else {
-                        Some(c)
-                    }
-                })
-                .collect();
+        let (completions, events) = self.sink.take();
+        let mut done = Vec::with_capacity(completions.len());
+        let mut splits = None;
+        for c in completions {
+            if !Splits::is_part(c.id) {
+                done.push(Done::One(c));
+                continue;
+            }
+            let splits =
+                splits.get_or_insert_with(|| self.splits.lock().unwrap_or_else(|e| e.into_inner()));
+            if let Some(d) = splits.complete(c) {
+                done.push(d);
+            }
         }
-        Drained {
-            completions,
-            events,
-        }
+        Drained { done, events }
     }
 
     /// Finishes in-flight commands, then closes every connection; `end` follows.

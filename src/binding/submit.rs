@@ -7,7 +7,8 @@
 //! name. A FLAG_SESSION record with argc 0 ends that WATCH session. A length of `LARGE_REF`
 //! stands for a large byte argument passed beside the batch: `LARGE_REF | index: u32` is
 //! `large[index]` (lib/encoder.js), read here directly so a big value is copied once, into the
-//! wire bytes.
+//! wire bytes. A FLAG_TX record holds a transaction's commands, a FLAG_BATCH record a batch's
+//! (see `Parser::batch`).
 
 use bytes::BytesMut;
 use clustr_engine::command::CommandSpec;
@@ -99,14 +100,12 @@ pub struct Parsed {
 /// Splits a batch into commands for the driver, subscription changes and immediate rejections.
 /// `large` holds the large arguments the batch refers to.
 pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut Splits) -> Parsed {
-    let mut parsed = Parsed::default();
-    let Parsed {
-        commands,
-        pubsub,
-        sessions,
-        rejected,
-    } = &mut parsed;
-    let mut out = BytesMut::with_capacity(batch.len() + batch.len() / 2);
+    let mut p = Parser {
+        parsed: Parsed::default(),
+        out: BytesMut::with_capacity(batch.len() + batch.len() / 2),
+        prefix,
+        splits,
+    };
     let mut args: Vec<&[u8]> = Vec::with_capacity(8);
     let mut c = Cursor {
         b: batch,
@@ -127,25 +126,14 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut 
         };
         if flags & FLAG_TX != 0 {
             match read_tx(&mut c) {
-                Some(cmds) => match transaction(&cmds, prefix, &mut out) {
-                    Ok(cmd) => match session {
-                        Some(session) => sessions.push(SessionOp::Cmd {
-                            session,
-                            id,
-                            flags,
-                            target: cmd.target,
-                            replies: cmd.tx.map_or(1, |t| t.replies),
-                            bytes: cmd.bytes,
-                        }),
-                        None => commands.push(Command { id, flags, ..cmd }),
-                    },
-                    Err(reply) => rejected.push(Completion {
-                        id,
-                        flags,
-                        result: Ok(reply),
-                    }),
-                },
+                Some(cmds) => p.transaction(id, flags, session, &cmds),
                 None => break,
+            }
+            continue;
+        }
+        if flags & FLAG_BATCH != 0 {
+            if p.batch(id, &mut c).is_none() {
+                break;
             }
             continue;
         }
@@ -159,46 +147,122 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut 
         };
         let Some(argc) = c.u32() else { break };
         if let (Some(session), 0) = (session, argc) {
-            sessions.push(SessionOp::End { session });
+            p.parsed.sessions.push(SessionOp::End { session });
             continue;
         }
-        args.clear();
-        for _ in 0..argc {
-            match c.arg() {
-                Some(a) => args.push(a),
-                None => return parsed,
-            }
+        if read_args(&mut c, argc, &mut args).is_none() {
+            break;
         }
+        p.command(id, flags, node, session, &args);
+    }
+    p.parsed
+}
+
+/// Reads `argc` arguments into `args` (cleared first).
+fn read_args<'a>(c: &mut Cursor<'a>, argc: u32, args: &mut Vec<&'a [u8]>) -> Option<()> {
+    args.clear();
+    for _ in 0..argc {
+        args.push(c.arg()?);
+    }
+    Some(())
+}
+
+struct Parser<'s> {
+    parsed: Parsed,
+    /// Every command's wire bytes are split off this one buffer.
+    out: BytesMut,
+    prefix: Option<&'s [u8]>,
+    splits: &'s mut Splits,
+}
+
+impl Parser<'_> {
+    fn reject(&mut self, id: u32, flags: u8, result: Result<Reply, Error>) {
+        self.parsed.rejected.push(Completion { id, flags, result });
+    }
+
+    /// A batch record: `n: u32 | n × (flags: u8 | argc: u32 | args)`. Each command travels on
+    /// its own (routed, split, retried like any other) under an id of the batch's; the batch
+    /// completes once, with every reply in its order (see `splits`). None: the record is cut.
+    fn batch<'a>(&mut self, id: u32, c: &mut Cursor<'a>) -> Option<()> {
+        let n = c.u32()? as usize;
+        // Cap what an impossible count could make us reserve: every command takes 5+ bytes.
+        if n > c.b.len() / 5 {
+            return None;
+        }
+        let ids = self.splits.add_batch(id, n);
+        let mut args: Vec<&[u8]> = Vec::with_capacity(8);
+        for part in ids {
+            let flags = c.u8()?;
+            let argc = c.u32()?;
+            read_args(c, argc, &mut args)?;
+            if args.first().is_some_and(|n| PsKind::parse(n).is_some()) {
+                // The shim sends a batch with subscriptions command by command.
+                self.reject(
+                    part,
+                    flags,
+                    Ok(Reply::Error(
+                        "ERR subscriptions cannot be part of a batch".into(),
+                    )),
+                );
+                continue;
+            }
+            self.command(part, flags & FLAG_BUFFERS_ONLY, None, None, &args);
+        }
+        Some(())
+    }
+
+    fn transaction(&mut self, id: u32, flags: u8, session: Option<u32>, cmds: &[Vec<&[u8]>]) {
+        match transaction(cmds, self.prefix, &mut self.out) {
+            Ok(cmd) => match session {
+                Some(session) => self.parsed.sessions.push(SessionOp::Cmd {
+                    session,
+                    id,
+                    flags,
+                    target: cmd.target,
+                    replies: cmd.tx.map_or(1, |t| t.replies),
+                    bytes: cmd.bytes,
+                }),
+                None => self.parsed.commands.push(Command { id, flags, ..cmd }),
+            },
+            Err(reply) => self.reject(id, flags, Ok(reply)),
+        }
+    }
+
+    /// One command: a (un)subscription, a session's command, a split, or a routed command.
+    fn command(
+        &mut self,
+        id: u32,
+        flags: u8,
+        node: Option<&[u8]>,
+        session: Option<u32>,
+        args: &[&[u8]],
+    ) {
         if let Some(kind) = args
             .first()
             .and_then(|n| PsKind::parse(n))
             .filter(|_| node.is_none() && session.is_none())
         {
-            match subscription(kind, &args) {
-                Ok(names) => pubsub.push(PubSubOp {
+            match subscription(kind, args) {
+                Ok(names) => self.parsed.pubsub.push(PubSubOp {
                     id,
                     flags,
                     kind,
                     names,
                 }),
-                Err(reply) => rejected.push(Completion {
-                    id,
-                    flags,
-                    result: Ok(reply),
-                }),
+                Err(reply) => self.reject(id, flags, Ok(reply)),
             }
-            continue;
+            return;
         }
         // The prefix goes on the keys only (not on channels, which took the branch above); the
         // command is then routed by its prefixed keys, as the server will store them.
-        let prefixed = prefix.and_then(|p| super::prefix::apply(p, &args));
+        let prefixed = self.prefix.and_then(|p| super::prefix::apply(p, args));
         let view;
         let argv: &[&[u8]] = match &prefixed {
             Some(p) => {
                 view = super::prefix::view(p);
                 &view
             }
-            None => &args,
+            None => args,
         };
         let prepared = prepare(argv, session.is_some()).and_then(|p| match node {
             Some(n) => Ok(Prepared {
@@ -214,26 +278,23 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut 
             // Argument-count and numkeys mistakes: answer as the server would (code ERR), which
             // is what node_redis users got before.
             Err(e) if e.kind == ErrorKind::InvalidArg && e.message.starts_with("wrong number") => {
-                rejected.push(Completion {
+                self.reject(
                     id,
                     flags,
-                    result: Ok(Reply::Error(format!("ERR {}", e.message).into())),
-                });
-                continue;
+                    Ok(Reply::Error(format!("ERR {}", e.message).into())),
+                );
+                return;
             }
             Err(e) => {
-                rejected.push(Completion {
-                    id,
-                    flags,
-                    result: Err(e),
-                });
-                continue;
+                self.reject(id, flags, Err(e));
+                return;
             }
         };
+        let out = &mut self.out;
         if let Some(session) = session {
             // Pinned to the session's connection: never split or fanned out.
-            encode_command(&mut out, argv);
-            sessions.push(SessionOp::Cmd {
+            encode_command(out, argv);
+            self.parsed.sessions.push(SessionOp::Cmd {
                 session,
                 id,
                 flags,
@@ -241,15 +302,17 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut 
                 bytes: out.split().freeze(),
                 replies: 1,
             });
-            continue;
+            return;
         }
         // Keys over several slots, in a command that keeps its meaning when split.
         if let Some(plan) = p.cross_slot.then(|| split::plan(argv)).flatten() {
-            let ids = splits.add(id, flags, &plan);
+            let ids = self.splits.add(id, flags, &plan);
+            let mut part_args: Vec<&[u8]> = Vec::new();
             for (part, part_id) in plan.parts.iter().zip(ids) {
-                let part_args: Vec<&[u8]> = part.args.iter().map(|&i| argv[i]).collect();
-                encode_command(&mut out, &part_args);
-                commands.push(Command {
+                part_args.clear();
+                part_args.extend(part.args.iter().map(|&i| argv[i]));
+                encode_command(out, &part_args);
+                self.parsed.commands.push(Command {
                     id: part_id,
                     flags,
                     target: Target::Slot(part.slot),
@@ -259,10 +322,10 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut 
                     bytes: out.split().freeze(),
                 });
             }
-            continue;
+            return;
         }
-        encode_command(&mut out, argv);
-        commands.push(Command {
+        encode_command(out, argv);
+        self.parsed.commands.push(Command {
             id,
             flags,
             target: p.target,
@@ -272,7 +335,6 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut 
             bytes: out.split().freeze(),
         });
     }
-    parsed
 }
 
 /// The names of a (un)subscription; subscribing needs at least one, as the server requires.
@@ -304,6 +366,10 @@ const FLAG_NODE: u8 = 2;
 const FLAG_TX: u8 = 4;
 /// Flag bit: the record belongs to a WATCH session (its own connection).
 const FLAG_SESSION: u8 = 8;
+/// Flag bit: the record is a batch: `n: u32 | n × (flags: u8 | argc: u32 | args)`.
+const FLAG_BATCH: u8 = 16;
+/// The one flag a batch's command may carry itself: bulk replies as Buffers.
+const FLAG_BUFFERS_ONLY: u8 = super::convert::FLAG_BUFFERS;
 
 fn read_tx<'a>(c: &mut Cursor<'a>) -> Option<Vec<Vec<&'a [u8]>>> {
     let n = c.u32()?;
