@@ -18,6 +18,7 @@ const { dispatch, runCallbacks } = require('./lib/dispatch');
 const { Batch, Transaction, addCommands, prepareBatch } = require('./lib/batch');
 const compat = require('./lib/compat');
 const { scanIterator, scanEach } = require('./lib/scan');
+const { Pending } = require('./lib/pending');
 const { redactedConfig, nativeOptions, createClientOption, positive } = require('./lib/options');
 
 const COMMANDS = commandNames();
@@ -99,8 +100,7 @@ class RedisClustr extends EventEmitter {
       _returnBuffers: { value: !!ro.return_buffers, writable: true },
       _detectBuffers: { value: !!ro.detect_buffers, writable: true },
       _prefix: { value: options.prefix || null },
-      _pending: { value: new Map() },
-      _nextId: { value: 1, writable: true },
+      _pending: { value: new Pending() },
       _enc: { value: new Encoder() },
       _flushScheduled: { value: false, writable: true },
       _queuedBytes: { value: 0, writable: true },
@@ -191,29 +191,23 @@ class RedisClustr extends EventEmitter {
       return this;
     }
     const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
-    const id = this._takeId();
     const start = this._enc.weight();
+    // The id is taken first (the record names it) and given back if the record cannot be made.
+    const id = this._pending.add(name, args, cb, 0, undefined);
     try {
       if (tx) this._enc.pushTx(id, flags, tx, session);
       else this._enc.push(id, flags, node, name, args, session);
     } catch (e) {
       // Too large to encode (a string beyond what a Buffer can hold): this command fails alone.
+      this._pending.delete(id);
       this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb);
       return this;
     }
     const bytes = this._enc.weight() - start;
     this._queuedBytes += bytes;
-    this._pending.set(id, { name, args, cb, bytes });
+    this._pending.bytes[id - 1] = bytes;
     this._scheduleFlush();
     return this;
-  }
-
-  _takeId() {
-    let id = this._nextId;
-    // After 2^31 commands ids wrap; one still waiting for its reply is never reused.
-    while (this._pending.has(id)) id = id >= 0x7fffffff ? 1 : id + 1;
-    this._nextId = id >= 0x7fffffff ? 1 : id + 1;
-    return id;
   }
 
   _scheduleFlush() {
@@ -412,17 +406,18 @@ class RedisClustr extends EventEmitter {
       if (done) process.nextTick(done, b.errors, b.replies);
       return true;
     }
-    const id = this._takeId();
     const start = this._enc.weight();
+    const id = this._pending.add('batch', [], undefined, 0, b);
     try {
       this._enc.pushBatch(id, b.cmds, b.flags);
     } catch (e) {
       // A command too large to encode: command by command, it fails alone.
+      this._pending.delete(id);
       return false;
     }
     const bytes = this._enc.weight() - start;
     this._queuedBytes += bytes;
-    this._pending.set(id, { name: 'batch', args: [], cb: undefined, bytes, batch: b });
+    this._pending.bytes[id - 1] = bytes;
     this._scheduleFlush();
     return true;
   }
@@ -470,13 +465,31 @@ class RedisClustr extends EventEmitter {
 
 for (const m of ['watch', 'WATCH']) Object.defineProperty(RedisClustr.prototype, m, { value: watch, writable: true, configurable: true });
 addSessionCommands(COMMANDS, RESERVED);
+// Whether a promise twin's own argument array can be sent as it is: the node_redis array forms
+// ([a, b] or key, [b, c]) need flattening first. A hostile value that throws when inspected
+// (a revoked Proxy) takes the shaping path, which reports it.
+function flat(args) {
+  try {
+    return !Array.isArray(args[0]) && !Array.isArray(args[1]);
+  } catch (e) {
+    return false;
+  }
+}
+
+// Command method name → {name, method, plain}, for the promise twins.
+const COMMAND_METHODS = new Map();
 for (const name of COMMANDS) {
   for (const method of [name, name.toUpperCase()]) {
     if (RESERVED.has(name) || Object.prototype.hasOwnProperty.call(RedisClustr.prototype, method)) continue;
+    const fn = function (...args) {
+      return this._call(name, args);
+    };
+    // plain: its arguments need no shaping beyond flattening (no hash object, no subscription
+    // bookkeeping), so a promise twin called with flat arguments can queue them as they are.
+    const plain = !SUBSCRIPTION[name] && name !== 'hmset' && name !== 'hset';
+    COMMAND_METHODS.set(method, { name, method: fn, plain });
     Object.defineProperty(RedisClustr.prototype, method, {
-      value: function (...args) {
-        return this._call(name, args);
-      },
+      value: fn,
       writable: true,
       configurable: true,
     });
@@ -501,10 +514,25 @@ for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
   const fn = RedisClustr.prototype[name];
   if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || name.endsWith('Async')) continue;
   if (['waitFor', 'stats', 'batch', 'multi', 'transaction', 'selectClient', 'getRandomConnection', 'getClient', 'scanIterator', 'scanEach'].includes(name)) continue;
+  const command = COMMAND_METHODS.get(name);
   Object.defineProperty(RedisClustr.prototype, `${name}Async`, {
-    value: function (...args) {
-      return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));
-    },
+    // A command's twin goes straight to _call with the callback appended: no second rest array
+    // and spread per call on the hottest path.
+    value:
+      command !== undefined && RedisClustr.prototype[name] === command.method
+        ? function (...args) {
+            return new Promise((resolve, reject) => {
+              const cb = (err, v) => (err ? reject(err) : resolve(v));
+              if (command.plain && flat(args)) this._queue(command.name, args, cb, null);
+              else {
+                args.push(cb);
+                this._call(command.name, args);
+              }
+            });
+          }
+        : function (...args) {
+            return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));
+          },
     writable: true,
     configurable: true,
   });

@@ -76,21 +76,26 @@ function dispatch(self, out) {
       continue;
     }
     const key = id > 0 ? id : -id;
-    const p = self._pending.get(key);
-    if (!p) continue;
-    self._pending.delete(key);
-    self._queuedBytes -= p.bytes;
-    if (p.batch) {
-      if (id < 0) settleBatch(p.batch, null, v, calls);
-      else settleBatch(p.batch, v, null, calls);
+    const pending = self._pending;
+    if (!pending.has(key)) continue;
+    const at = key - 1;
+    const name = pending.name[at];
+    const args = pending.args[at];
+    const cb = pending.cb[at];
+    const batch = pending.batch[at];
+    self._queuedBytes -= pending.bytes[at];
+    pending.delete(key);
+    if (batch !== undefined) {
+      if (id < 0) settleBatch(batch, null, v, calls);
+      else settleBatch(batch, v, null, calls);
       continue;
     }
     let err = null;
     let value;
-    if (id < 0) err = fromNative(v, p.name, p.args);
-    else if (v instanceof Error) err = fromServer(v, p.name, p.args);
-    else value = p.name === 'hgetall' ? toObject(v) : v;
-    if (p.cb) calls.push(p.cb, err, value);
+    if (id < 0) err = fromNative(v, name, args);
+    else if (v instanceof Error) err = fromServer(v, name, args);
+    else value = name === 'hgetall' ? toObject(v) : v;
+    if (cb) calls.push(cb, err, value);
     else if (err) calls.push((e) => self.emit('error', e), err, undefined);
   }
   if (!ended) {

@@ -14,6 +14,8 @@ const FLAG_TX = 4;
 const FLAG_SESSION = 8;
 const FLAG_BATCH = 16;
 const LARGE = 1024 * 1024;
+// Strings up to this many UTF-16 units are tried as ASCII in JS (see string()).
+const SHORT = 48;
 // In place of an argument's length: the argument is `large[next u32]`. No inline argument is
 // this long (strings encode to under 2 GiB, byte arrays this size take the large path).
 const LARGE_REF = 0xffffffff;
@@ -168,6 +170,24 @@ class Encoder {
   string(s) {
     // At most 3 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, 3 bytes).
     this.ensure(4 + s.length * 3);
+    const len = s.length;
+    if (len <= SHORT) {
+      // Short ASCII (most keys, names and small values): written here, which costs less than
+      // the call into Buffer#write; the first other character hands the string to it.
+      const b = this.buf;
+      const start = this.pos + 4;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[start + i] = c;
+      }
+      if (i === len) {
+        b.writeUInt32LE(len, this.pos);
+        this.pos = start + len;
+        return;
+      }
+    }
     const n = this.buf.write(s, this.pos + 4, 'utf8');
     this.buf.writeUInt32LE(n, this.pos);
     this.pos += 4 + n;

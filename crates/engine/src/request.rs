@@ -7,6 +7,8 @@
 //! READONLY → refresh and retry; at most `max_redirections` MOVED/ASK hops. A write that may have
 //! reached the server is never resent after a connection drop: that could apply it twice.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, ErrorKind};
 use crate::redirect::{classify, Redirect};
 use crate::resp::Reply;
@@ -44,11 +46,15 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What to do with a request now.
+/// What to do with a request now. The node is borrowed from the slot map when it comes from
+/// there (every routed command): cloning its address cost an allocation per command sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Action<'m> {
     /// Write it to `node`, preceded by ASKING when `asking`.
-    Send { node: NodeAddr, asking: bool },
+    Send {
+        node: Cow<'m, NodeAddr>,
+        asking: bool,
+    },
     /// No slot map covers it yet: park it until one is adopted.
     AwaitMap,
 }
@@ -96,26 +102,30 @@ impl Request {
     }
 
     /// Where to send the request next. `rand` picks among replicas or masters.
-    pub fn next_action(
+    pub fn next_action<'m>(
         &mut self,
-        map: Option<&SlotMap>,
+        map: Option<&'m SlotMap>,
         policy: &RetryPolicy,
         rand: u32,
-    ) -> Action {
+    ) -> Action<'m> {
         if let Some(node) = self.ask.take() {
-            return Action::Send { node, asking: true };
+            return Action::Send {
+                node: Cow::Owned(node),
+                asking: true,
+            };
         }
         let node = match (&self.target, map) {
-            (Target::Node(n), _) => Some(n),
+            // A pinned node lives in the request, not the map: the one owned case left.
+            (Target::Node(n), _) => Some(Cow::Owned(n.clone())),
             (Target::Slot(s), Some(m)) => {
-                node_for_slot(m, *s, self.readonly, policy.replicas, rand)
+                node_for_slot(m, *s, self.readonly, policy.replicas, rand).map(Cow::Borrowed)
             }
-            (Target::Random, Some(m)) => random_master(m, rand),
+            (Target::Random, Some(m)) => random_master(m, rand).map(Cow::Borrowed),
             (_, None) => None,
         };
         match node {
-            Some(n) => Action::Send {
-                node: n.clone(),
+            Some(node) => Action::Send {
+                node,
                 asking: false,
             },
             None => Action::AwaitMap,
@@ -307,7 +317,7 @@ mod tests {
         assert_eq!(
             r.next_action(Some(&map()), &p, 0),
             Action::Send {
-                node: a(1),
+                node: Cow::Owned(a(1)),
                 asking: false
             }
         );
@@ -315,7 +325,7 @@ mod tests {
         assert_eq!(
             k.next_action(Some(&map()), &p, 9),
             Action::Send {
-                node: a(1),
+                node: Cow::Owned(a(1)),
                 asking: false
             }
         );
@@ -323,7 +333,7 @@ mod tests {
         assert_eq!(
             n.next_action(None, &p, 0),
             Action::Send {
-                node: a(7),
+                node: Cow::Owned(a(7)),
                 asking: false
             }
         );
@@ -356,14 +366,14 @@ mod tests {
         assert_eq!(
             r.next_action(Some(&m), &p, 0),
             Action::Send {
-                node: a(6390),
+                node: Cow::Owned(a(6390)),
                 asking: true
             }
         );
         assert_eq!(
             r.next_action(Some(&m), &p, 0),
             Action::Send {
-                node: a(1),
+                node: Cow::Owned(a(1)),
                 asking: false
             }
         );

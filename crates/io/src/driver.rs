@@ -298,8 +298,10 @@ impl Driver {
                 None => self.await_map(key),
             };
         }
-        let map = self.map.as_deref();
-        match e.req.next_action(map, &self.cfg.retry, rand) {
+        // The map's Arc is cloned (not the address) so the node can stay borrowed from it while
+        // the entry is sent.
+        let map = self.map.clone();
+        match e.req.next_action(map.as_deref(), &self.cfg.retry, rand) {
             Action::Send { node, asking } => self.send_entry(&node, key, asking),
             Action::AwaitMap => self.await_map(key),
         }

@@ -3,7 +3,9 @@
 //! parked and written the moment it is ready. Bytes written during one driver iteration are
 //! coalesced into a single chunk per node (`flush`), so a burst of commands is one write.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -82,7 +84,9 @@ pub(crate) struct Failed {
 }
 
 pub(crate) struct Nodes {
-    nodes: HashMap<NodeAddr, Node>,
+    /// Looked up for every command sent: Fx, not SipHash (the keys are the cluster's own
+    /// addresses, not attacker-chosen input that could be made to collide).
+    nodes: FxHashMap<NodeAddr, Node>,
     dirty: Vec<NodeAddr>,
     hs: Arc<Handshake>,
     tx: mpsc::UnboundedSender<Msg>,
@@ -92,7 +96,7 @@ pub(crate) struct Nodes {
 impl Nodes {
     pub fn new(hs: Handshake, tx: mpsc::UnboundedSender<Msg>) -> Self {
         Nodes {
-            nodes: HashMap::new(),
+            nodes: FxHashMap::default(),
             dirty: Vec::new(),
             hs: Arc::new(hs),
             tx,

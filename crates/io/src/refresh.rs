@@ -229,13 +229,14 @@ impl Driver {
         self.refresh.failed_rounds = 0;
         self.refresh.last_error = None;
         let first = self.map.is_none();
-        let change = match &self.map {
-            Some(old) => old.diff(&next),
-            None => SlotMap::default().diff(&next),
-        };
         // A map can differ without a visible change (shards listed in another order after a
-        // MOVED patch, a replica re-attached): adopt it silently then.
+        // MOVED patch, a replica re-attached): adopt it silently then. The diff (a walk over
+        // every slot) is only worked out when the map changed: most refreshes find the same map.
         if first || self.map.as_deref() != Some(&next) {
+            let change = match &self.map {
+                Some(old) => old.diff(&next),
+                None => SlotMap::default().diff(&next),
+            };
             let map = Arc::new(next);
             self.map = Some(map.clone());
             if first || !change.is_empty() {

@@ -206,6 +206,7 @@ impl Driver {
                 self.timer(Duration::from_millis(100), TimerKind::SessionRoute(sid))
             }
             Action::Send { node, .. } => {
+                let node = node.into_owned();
                 self.sessions.next_gen += 1;
                 let gen = GEN_BASE + self.sessions.next_gen;
                 s.gen = gen;
