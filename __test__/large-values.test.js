@@ -124,3 +124,33 @@ test('a large Buffer or Uint8Array changed right after the call is stored as it 
     await h.quit(client);
   }
 });
+
+test('large string replies read back exactly: ASCII (made over the reply bytes) and multi-byte UTF-8 (decoded)', async () => {
+  const c = await h.cluster();
+  const tag = `{stall}str:${process.pid}:${Date.now()}`;
+  // Both just over the 1 MiB line where replies are handed over without a copy; the ASCII one
+  // varies along its length so a string over the wrong bytes (or offset) would not compare equal.
+  const ascii = Array.from({ length: 1024 * 1024 + 512 }, (_, i) => String.fromCharCode(32 + ((i * 7) % 95))).join('');
+  const utf8 = 'é€'.repeat(300 * 1024) + 'x';
+  const client = await h.connect(c.seeds);
+  try {
+    await h.call(client, 'set', `${tag}:a`, ascii);
+    await h.call(client, 'set', `${tag}:u`, utf8);
+    const [a, u, a2] = await Promise.all([
+      h.call(client, 'get', `${tag}:a`),
+      h.call(client, 'get', `${tag}:u`),
+      h.call(client, 'get', `${tag}:a`),
+    ]);
+    assert.equal(typeof a, 'string');
+    assert.equal(a.length, ascii.length);
+    assert.ok(a === ascii, 'the ASCII value reads back as the same string');
+    assert.ok(u === utf8, 'the UTF-8 value reads back as the same string');
+    // Strings built on these (slices, concatenation, JSON) outlive the replies' buffers safely.
+    const kept = a.slice(1000, 2000) + a2.slice(-10);
+    assert.equal(kept, ascii.slice(1000, 2000) + ascii.slice(-10));
+    assert.equal(Buffer.byteLength(a), ascii.length);
+  } finally {
+    await h.call(client, 'del', `${tag}:a`, `${tag}:u`).catch(() => {});
+    await h.quit(client);
+  }
+});

@@ -27,6 +27,8 @@ class Encoder {
     this.count = 0;
     this.large = [];
     this.largeBytes = 0;
+    // Flushes in a row that used under an eighth of a grown buffer (see reset()).
+    this.idle = 0;
   }
 
   /** What the queued commands weigh: the batch bytes plus the large arguments they name. */
@@ -211,12 +213,21 @@ class Encoder {
   }
 
   reset() {
+    // A grown buffer is kept while batches still need a good part of it: with large values in
+    // every tick, dropping it after each flush meant growing it again (fresh pages, copies) each
+    // time. It goes once 64 flushes in a row used under an eighth of it, or at once when huge.
+    const size = this.buf.length;
+    if (size > 4 * 1024 * 1024) {
+      this.idle = this.pos * 8 < size ? this.idle + 1 : 0;
+      if (this.idle >= 64 || size > 64 * 1024 * 1024) {
+        this.buf = Buffer.allocUnsafe(64 * 1024);
+        this.idle = 0;
+      }
+    }
     this.pos = 0;
     this.count = 0;
     this.large = [];
     this.largeBytes = 0;
-    // Do not keep a huge buffer around after one big value went through.
-    if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(64 * 1024);
   }
 }
 

@@ -5,8 +5,9 @@
 //! `id, reply` on success or `-id, [code, message, causes]` on failure. Reply values follow
 //! node_redis: status → string, integer → number, bulk → string (Buffer when the command's flags
 //! ask for buffers), nil → null, array → array, an error nested in an array → Error with `.code`.
-//! A large bulk reply becomes a Buffer over the reply's own bytes (no copy): copying 64 MiB into
-//! fresh memory here blocked the event loop for about 50 ms.
+//! A large bulk reply becomes a Buffer (or, when ASCII, a string: see `external`) over the
+//! reply's own bytes (no copy): copying 64 MiB into fresh memory here blocked the event loop for
+//! about 50 ms.
 
 use std::ptr;
 
@@ -14,6 +15,7 @@ use clustr_engine::topology::{NodeAddr, SlotMap, TopologyChange};
 use clustr_engine::{Error, Reply};
 use clustr_io::{Completion, Event};
 
+use super::external::{self, release_bytes};
 use super::splits::Done;
 use napi::bindgen_prelude::{ToNapiValue, TypeName, ValueType};
 use napi::sys::{self, napi_env, napi_value};
@@ -21,18 +23,10 @@ use napi::sys::{self, napi_env, napi_value};
 /// Flag bit: bulk replies become Buffers.
 pub const FLAG_BUFFERS: u8 = 1;
 
-/// Bulk replies at least this long are handed to JS without a copy. Smaller ones are copied: an
-/// external Buffer costs a finalizer, and a small slice would keep its whole read buffer alive.
+/// Bulk replies at least this long are handed to JS without a copy (as a Buffer, or as a string
+/// when ASCII). Smaller ones are copied: an external value costs a finalizer, and a small slice
+/// would keep its whole read buffer alive.
 const EXTERNAL_MIN: usize = 1024 * 1024;
-
-/// Frees the bytes behind an external Buffer once V8 has collected it.
-unsafe extern "C" fn release_bytes(
-    _env: napi_env,
-    _data: *mut std::ffi::c_void,
-    hint: *mut std::ffi::c_void,
-) {
-    drop(unsafe { Box::from_raw(hint.cast::<bytes::Bytes>()) });
-}
 
 pub struct Drained {
     pub done: Vec<Done>,
@@ -87,6 +81,15 @@ impl Js {
             "string",
         )?;
         Ok(v)
+    }
+    /// A bulk reply as a string: a large ASCII one over the reply's own bytes (see `external`).
+    fn bulk_string(&self, b: &bytes::Bytes) -> R {
+        if b.len() >= EXTERNAL_MIN {
+            if let Some(v) = external::ascii_string(self.0, b) {
+                return Ok(v);
+            }
+        }
+        self.string(b)
     }
     /// A Buffer of a bulk reply's bytes: shared with the reply when it is large, else copied.
     fn bulk_buffer(&self, b: &bytes::Bytes) -> R {
@@ -188,7 +191,7 @@ impl Js {
             Reply::Status(s) => self.string(s),
             Reply::Int(i) => self.number(*i as f64),
             Reply::Bulk(b) if buffers => self.bulk_buffer(b),
-            Reply::Bulk(b) => self.string(b),
+            Reply::Bulk(b) => self.bulk_string(b),
             Reply::Nil => self.null(),
             Reply::Error(e) => self.error(first_word(e), e),
             Reply::Array(items) => {

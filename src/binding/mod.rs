@@ -2,6 +2,7 @@
 //! small: the work is in `submit` (JS → Rust commands), `convert` (Rust → JS values) and `options`.
 
 mod convert;
+mod external;
 mod options;
 mod panics;
 mod prefix;
