@@ -308,9 +308,9 @@ impl Parser<'_> {
         if let Some(plan) = p.cross_slot.then(|| split::plan(argv)).flatten() {
             let ids = self.splits.add(id, flags, &plan);
             let mut part_args: Vec<&[u8]> = Vec::new();
-            for (part, part_id) in plan.parts.iter().zip(ids) {
+            for (i, (part, part_id)) in plan.parts.iter().zip(ids).enumerate() {
                 part_args.clear();
-                part_args.extend(part.args.iter().map(|&i| argv[i]));
+                part_args.extend(plan.part_args(i).map(|a| argv[a]));
                 encode_command(out, &part_args);
                 self.parsed.commands.push(Command {
                     id: part_id,
