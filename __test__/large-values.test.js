@@ -154,3 +154,32 @@ test('large string replies read back exactly: ASCII (made over the reply bytes) 
     await h.quit(client);
   }
 });
+
+test('small and large commands queued together on one node keep their order and their replies', async () => {
+  const c = await h.cluster();
+  const tag = `{order}${process.pid}:${Date.now()}`;
+  // Commands of 64 KiB and more go to the connection as their own chunk (crates/io/src/nodes.rs);
+  // the small ones around them are coalesced. Same slot, same tick: one connection, one FIFO.
+  const big = (n) => Buffer.alloc(n, String(n % 10));
+  const sizes = [10, 70 * 1024, 5, 2 * 1024 * 1024, 64 * 1024, 1];
+  const client = await h.connect(c.seeds, { redisOptions: { return_buffers: true } });
+  try {
+    const calls = [];
+    sizes.forEach((n, i) => {
+      calls.push(h.call(client, 'set', `${tag}:${i}`, big(n)));
+      calls.push(h.call(client, 'strlen', `${tag}:${i}`));
+      calls.push(h.call(client, 'get', `${tag}:${i - 1}`));
+    });
+    const replies = await Promise.all(calls);
+    sizes.forEach((n, i) => {
+      assert.equal(String(replies[3 * i]), 'OK');
+      assert.equal(replies[3 * i + 1], n, `STRLEN after SET ${i}`);
+      const prev = replies[3 * i + 2];
+      if (i === 0) assert.equal(prev, null);
+      else assert.ok(prev.equals(big(sizes[i - 1])), `GET ${i - 1} read the value SET just before it`);
+    });
+  } finally {
+    await h.call(client, 'del', ...sizes.map((_, i) => `${tag}:${i}`)).catch(() => {});
+    await h.quit(client);
+  }
+});

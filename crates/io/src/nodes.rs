@@ -4,14 +4,13 @@
 //! coalesced into a single chunk per node (`flush`), so a burst of commands is one write.
 
 use std::collections::VecDeque;
-
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::Reply;
+use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -20,6 +19,8 @@ use crate::timers::TimerKind;
 use crate::Msg;
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
+/// Commands at least this long are handed to the writer as their own chunk, not copied.
+const DIRECT_MIN: usize = 64 * 1024;
 
 /// A request as the node table knows it: (entry key, entry generation). The generation lets the
 /// driver ignore a late reply for an entry that already finished and whose key was reused.
@@ -151,29 +152,43 @@ impl Nodes {
         addr: &NodeAddr,
         key: Ticket,
         asking: bool,
-        bytes: &[u8],
+        bytes: &Bytes,
         replies: usize,
     ) {
         self.ensure(addr);
         let node = self.nodes.get_mut(addr).expect("ensured above");
-        match node.state {
-            State::Ready(_) => {
-                if node.out.is_empty() {
-                    self.dirty.push(addr.clone());
-                }
-                if asking {
-                    // ASKING and the command go back-to-back in the same chunk: nothing else
-                    // can come between them on this connection.
-                    node.out.extend_from_slice(ASKING);
-                    node.fifo.push_back(None);
-                }
-                node.out.extend_from_slice(bytes);
-                for _ in 0..replies.max(1) {
-                    node.fifo.push_back(Some(key));
-                }
-            }
-            _ => node.parked.push((key, asking)),
+        let State::Ready(w) = &node.state else {
+            node.parked.push((key, asking));
+            return;
+        };
+        if node.out.is_empty() && bytes.len() < DIRECT_MIN {
+            // Coalesced: handed to the writer by `flush` at the end of this driver iteration.
+            self.dirty.push(addr.clone());
         }
+        if asking {
+            // ASKING and the command go back-to-back (in one chunk, or in two chunks handed
+            // over in a row): nothing else can come between them on this connection.
+            node.out.extend_from_slice(ASKING);
+            node.fifo.push_back(None);
+        }
+        for _ in 0..replies.max(1) {
+            node.fifo.push_back(Some(key));
+        }
+        if bytes.len() >= DIRECT_MIN {
+            // A large command goes to the writer as it is, sharing its bytes: copying a 1 MiB
+            // value into the coalescing buffer cost a copy into fresh pages per SET. What was
+            // coalesced before it goes first, so the wire keeps the FIFO's order.
+            if !node.out.is_empty() {
+                let _ = w.send(node.out.split().freeze());
+            }
+            let _ = w.send(bytes.clone());
+            if node.flushed == 0 {
+                node.progress = Instant::now();
+            }
+            node.flushed = node.fifo.len();
+            return;
+        }
+        node.out.extend_from_slice(bytes);
     }
 
     /// Hands each node's coalesced bytes to its writer.
