@@ -160,7 +160,9 @@ class RedisClustr extends EventEmitter {
     return this._queue(name, args, cb, null);
   }
 
-  _queue(name, args, cb, node, session) {
+  // `rej` (a promise twin's reject): `cb` is then its resolve, called with the reply alone, and
+  // errors go to `rej`; no callback closure per command is needed to join the two.
+  _queue(name, args, cb, node, session, rej) {
     if (cb !== undefined && typeof cb !== 'function') cb = undefined;
     let hasBuffer;
     try {
@@ -169,15 +171,15 @@ class RedisClustr extends EventEmitter {
       hasBuffer = unreadable(name);
     }
     if (hasBuffer instanceof Error) {
-      this._fail(hasBuffer, cb);
+      this._fail(hasBuffer, cb, rej);
       return this;
     }
-    return this._enqueue(name, args, cb, hasBuffer, node, null, session);
+    return this._enqueue(name, args, cb, hasBuffer, node, null, session, rej);
   }
 
   // Admits one command (or a transaction, `tx` = its commands): the limits are checked here, at
   // the call, so a caller over them learns it at once and nothing is queued.
-  _enqueue(name, args, cb, hasBuffer, node, tx, session) {
+  _enqueue(name, args, cb, hasBuffer, node, tx, session, rej) {
     let refusal = null;
     if (this.quitting) {
       refusal = clientError('CLOSED', `${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args);
@@ -187,20 +189,20 @@ class RedisClustr extends EventEmitter {
       refusal = clientError('QUEUE_FULL', `${this._queuedBytes} bytes of commands are already queued (maxQueueBytes); nothing was sent`, name, args);
     }
     if (refusal) {
-      this._fail(refusal, cb);
+      this._fail(refusal, cb, rej);
       return this;
     }
     const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
     const start = this._enc.weight();
     // The id is taken first (the record names it) and given back if the record cannot be made.
-    const id = this._pending.add(name, args, cb, 0, undefined);
+    const id = this._pending.add(name, args, cb, 0, undefined, rej);
     try {
       if (tx) this._enc.pushTx(id, flags, tx, session);
       else this._enc.push(id, flags, node, name, args, session);
     } catch (e) {
       // Too large to encode (a string beyond what a Buffer can hold): this command fails alone.
       this._pending.delete(id);
-      this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb);
+      this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb, rej);
       return this;
     }
     const bytes = this._enc.weight() - start;
@@ -226,8 +228,9 @@ class RedisClustr extends EventEmitter {
     this._scheduleFlush();
   }
 
-  _fail(err, cb) {
-    if (cb) process.nextTick(cb, err);
+  _fail(err, cb, rej) {
+    if (rej) process.nextTick(rej, err);
+    else if (cb) process.nextTick(cb, err);
     else process.nextTick(() => this.emit('error', err));
   }
 
@@ -522,10 +525,9 @@ for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
       command !== undefined && RedisClustr.prototype[name] === command.method
         ? function (...args) {
             return new Promise((resolve, reject) => {
-              const cb = (err, v) => (err ? reject(err) : resolve(v));
-              if (command.plain && flat(args)) this._queue(command.name, args, cb, null);
+              if (command.plain && flat(args)) this._queue(command.name, args, resolve, null, undefined, reject);
               else {
-                args.push(cb);
+                args.push((err, v) => (err ? reject(err) : resolve(v)));
                 this._call(command.name, args);
               }
             });

@@ -83,6 +83,7 @@ function dispatch(self, out) {
     const args = pending.args[at];
     const cb = pending.cb[at];
     const batch = pending.batch[at];
+    const rej = pending.rej[at];
     self._queuedBytes -= pending.bytes[at];
     pending.delete(key);
     if (batch !== undefined) {
@@ -95,7 +96,10 @@ function dispatch(self, out) {
     if (id < 0) err = fromNative(v, name, args);
     else if (v instanceof Error) err = fromServer(v, name, args);
     else value = name === 'hgetall' ? toObject(v) : v;
-    if (cb) calls.push(cb, err, value);
+    if (rej !== undefined) {
+      if (err) calls.push(rej, err, undefined);
+      else calls.push(cb, value, undefined);
+    } else if (cb) calls.push(cb, err, value);
     else if (err) calls.push((e) => self.emit('error', e), err, undefined);
   }
   if (!ended) {
