@@ -77,6 +77,11 @@ class Encoder {
     this.pos += 5;
     if (session !== undefined) this.session(session);
     if (node) this.string(node);
+    this.argv(name, args);
+  }
+
+  // `argc | name | args...`: one command's part of a record, in every kind of record.
+  argv(name, args) {
     this.ensure(4);
     this.buf.writeUInt32LE(args.length + 1, this.pos);
     this.pos += 4;
@@ -101,16 +106,7 @@ class Encoder {
       if (session !== undefined) this.session(session);
       this.buf.writeUInt32LE(commands.length, this.pos);
       this.pos += 4;
-      for (const { name, args } of commands) {
-        this.ensure(4);
-        this.buf.writeUInt32LE(args.length + 1, this.pos);
-        this.pos += 4;
-        this.string(name);
-        for (const a of args) {
-          if (typeof a === 'string') this.string(a);
-          else this.bytes(a);
-        }
-      }
+      for (const { name, args } of commands) this.argv(name, args);
     } catch (e) {
       this.rollback(pos, large, largeBytes);
       throw e;
@@ -131,17 +127,9 @@ class Encoder {
       this.buf.writeUInt32LE(cmds.length, this.pos + 5);
       this.pos += 9;
       for (let i = 0; i < cmds.length; i++) {
-        const { name, args } = cmds[i];
-        this.ensure(5);
-        this.buf[this.pos] = flags[i];
-        this.buf.writeUInt32LE(args.length + 1, this.pos + 1);
-        this.pos += 5;
-        this.string(name);
-        for (let j = 0; j < args.length; j++) {
-          const a = args[j];
-          if (typeof a === 'string') this.string(a);
-          else this.bytes(a);
-        }
+        this.ensure(1);
+        this.buf[this.pos++] = flags[i];
+        this.argv(cmds[i].name, cmds[i].args);
       }
     } catch (e) {
       this.rollback(pos, large, largeBytes);
