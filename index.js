@@ -164,22 +164,34 @@ class RedisClustr extends EventEmitter {
   // errors go to `rej`; no callback closure per command is needed to join the two.
   _queue(name, args, cb, node, session, rej) {
     if (cb !== undefined && typeof cb !== 'function') cb = undefined;
+    const flags = this._flagsOf(name, args);
+    if (flags instanceof Error) {
+      this._fail(flags, cb, rej);
+      return this;
+    }
+    return this._enqueue(name, args, cb, flags, node, null, session, rej);
+  }
+
+  // The flags a command's record carries (bulk replies as Buffers?), or the Error its
+  // arguments fail the check with (then nothing is sent).
+  _flagsOf(name, args) {
     let hasBuffer;
     try {
       hasBuffer = check(name, args);
     } catch (e) {
-      hasBuffer = unreadable(name);
+      return unreadable(name);
     }
-    if (hasBuffer instanceof Error) {
-      this._fail(hasBuffer, cb, rej);
-      return this;
-    }
-    return this._enqueue(name, args, cb, hasBuffer, node, null, session, rej);
+    if (hasBuffer instanceof Error) return hasBuffer;
+    return this._flags(hasBuffer);
+  }
+
+  _flags(hasBuffer) {
+    return this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
   }
 
   // Admits one command (or a transaction, `tx` = its commands): the limits are checked here, at
   // the call, so a caller over them learns it at once and nothing is queued.
-  _enqueue(name, args, cb, hasBuffer, node, tx, session, rej) {
+  _enqueue(name, args, cb, flags, node, tx, session, rej) {
     let refusal = null;
     if (this.quitting) {
       refusal = clientError('CLOSED', `${name.toUpperCase()} after quit(): the client is closed; nothing was sent`, name, args);
@@ -192,7 +204,6 @@ class RedisClustr extends EventEmitter {
       this._fail(refusal, cb, rej);
       return this;
     }
-    const flags = this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
     const start = this._enc.weight();
     // The id is taken first (the record names it) and given back if the record cannot be made.
     const id = this._pending.add(name, args, cb, 0, undefined, rej);
@@ -205,11 +216,17 @@ class RedisClustr extends EventEmitter {
       this._fail(clientError('INVALID_ARG', `${name.toUpperCase()} could not be encoded: ${e.message}`, name), cb, rej);
       return this;
     }
+    this._admitted(id, start);
+    return this;
+  }
+
+  // Command `id`'s record was written from encoder weight `start` on: its bytes count against
+  // maxQueueBytes until it completes, and the flush is scheduled.
+  _admitted(id, start) {
     const bytes = this._enc.weight() - start;
     this._queuedBytes += bytes;
     this._pending.bytes[id - 1] = bytes;
     this._scheduleFlush();
-    return this;
   }
 
   _scheduleFlush() {
@@ -394,17 +411,7 @@ class RedisClustr extends EventEmitter {
   _queueBatch(queue, done) {
     if (this.quitting || this._maxInFlight || this._maxQueueBytes) return false;
     if (queue.some((c) => SUBSCRIPTION[c.name])) return false;
-    const b = prepareBatch(queue, (c) => {
-      let hasBuffer;
-      try {
-        hasBuffer = check(c.name, c.args);
-      } catch (e) {
-        return unreadable(c.name);
-      }
-      if (hasBuffer instanceof Error) return hasBuffer;
-      return this._returnBuffers || (this._detectBuffers && hasBuffer) ? FLAG_BUFFERS : 0;
-    });
-    b.done = done;
+    const b = prepareBatch(queue, done, (c) => this._flagsOf(c.name, c.args));
     if (b.sent.length === 0) {
       if (done) process.nextTick(done, b.errors, b.replies);
       return true;
@@ -418,10 +425,7 @@ class RedisClustr extends EventEmitter {
       this._pending.delete(id);
       return false;
     }
-    const bytes = this._enc.weight() - start;
-    this._queuedBytes += bytes;
-    this._pending.bytes[id - 1] = bytes;
-    this._scheduleFlush();
+    this._admitted(id, start);
     return true;
   }
 
@@ -432,7 +436,7 @@ class RedisClustr extends EventEmitter {
       if (checked instanceof Error) return this._fail(checked, cb);
       hasBuffer = hasBuffer || checked;
     }
-    return this._enqueue('exec', [], cb, hasBuffer, null, queue, session);
+    return this._enqueue('exec', [], cb, this._flags(hasBuffer), null, queue, session);
   }
 
 
@@ -519,8 +523,9 @@ for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
   if (['waitFor', 'stats', 'batch', 'multi', 'transaction', 'selectClient', 'getRandomConnection', 'getClient', 'scanIterator', 'scanEach'].includes(name)) continue;
   const command = COMMAND_METHODS.get(name);
   Object.defineProperty(RedisClustr.prototype, `${name}Async`, {
-    // A command's twin goes straight to _call with the callback appended: no second rest array
-    // and spread per call on the hottest path.
+    // A command's twin queues its own argument array when it is flat, with the promise's
+    // resolve and reject as the callbacks (no closure, copy or spread per call on the hottest
+    // path); other shapes get a joining callback and go through _call's shaping.
     value:
       command !== undefined && RedisClustr.prototype[name] === command.method
         ? function (...args) {

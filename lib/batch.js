@@ -89,9 +89,10 @@ function execEach(cluster, queue, done) {
 
 // A batch sent as one record: its commands checked and given their flags here; the ones that
 // fail the check fail alone (their callbacks on the next tick, as for a single command) and the
-// rest are sent. `prepared.sent` lists the sent commands' indexes, in record order.
-function prepareBatch(queue, flagsOf) {
-  const state = { queue, sent: [], cmds: [], flags: [], replies: new Array(queue.length), errors: null, done: null };
+// rest are sent. `done` is exec's callback; `state.sent` lists the sent commands' indexes, in
+// record order.
+function prepareBatch(queue, done, flagsOf) {
+  const state = { queue, sent: [], cmds: [], flags: [], replies: new Array(queue.length), errors: null, done };
   for (let i = 0; i < queue.length; i++) {
     const c = queue[i];
     const flags = flagsOf(c);

@@ -59,6 +59,28 @@ struct Node {
 }
 
 impl Node {
+    /// Hands what `out` has coalesced, then `direct` (a large command's own bytes), to the
+    /// writer, in that order so the wire keeps the FIFO's order; every FIFO entry so far is then
+    /// on its way to the server.
+    fn hand_over(&mut self, direct: Option<&Bytes>) {
+        let State::Ready(w) = &self.state else {
+            return;
+        };
+        if self.out.is_empty() && direct.is_none() {
+            return;
+        }
+        if !self.out.is_empty() {
+            let _ = w.send(self.out.split().freeze());
+        }
+        if let Some(b) = direct {
+            let _ = w.send(b.clone());
+        }
+        if self.flushed == 0 {
+            self.progress = Instant::now();
+        }
+        self.flushed = self.fifo.len();
+    }
+
     fn new() -> Self {
         Node {
             gen: 0,
@@ -157,10 +179,10 @@ impl Nodes {
     ) {
         self.ensure(addr);
         let node = self.nodes.get_mut(addr).expect("ensured above");
-        let State::Ready(w) = &node.state else {
+        if !matches!(node.state, State::Ready(_)) {
             node.parked.push((key, asking));
             return;
-        };
+        }
         if node.out.is_empty() && bytes.len() < DIRECT_MIN {
             // Coalesced: handed to the writer by `flush` at the end of this driver iteration.
             self.dirty.push(addr.clone());
@@ -176,34 +198,18 @@ impl Nodes {
         }
         if bytes.len() >= DIRECT_MIN {
             // A large command goes to the writer as it is, sharing its bytes: copying a 1 MiB
-            // value into the coalescing buffer cost a copy into fresh pages per SET. What was
-            // coalesced before it goes first, so the wire keeps the FIFO's order.
-            if !node.out.is_empty() {
-                let _ = w.send(node.out.split().freeze());
-            }
-            let _ = w.send(bytes.clone());
-            if node.flushed == 0 {
-                node.progress = Instant::now();
-            }
-            node.flushed = node.fifo.len();
-            return;
+            // value into the coalescing buffer cost a copy into fresh pages per SET.
+            node.hand_over(Some(bytes));
+        } else {
+            node.out.extend_from_slice(bytes);
         }
-        node.out.extend_from_slice(bytes);
     }
 
     /// Hands each node's coalesced bytes to its writer.
     pub fn flush(&mut self) {
         for addr in self.dirty.drain(..) {
             if let Some(node) = self.nodes.get_mut(&addr) {
-                if let State::Ready(w) = &node.state {
-                    if !node.out.is_empty() {
-                        let _ = w.send(node.out.split().freeze());
-                        if node.flushed == 0 {
-                            node.progress = Instant::now();
-                        }
-                        node.flushed = node.fifo.len();
-                    }
-                }
+                node.hand_over(None);
             }
         }
     }
