@@ -19,6 +19,7 @@ const { Batch, Transaction, addCommands, prepareBatch } = require('./lib/batch')
 const compat = require('./lib/compat');
 const { scanIterator, scanEach } = require('./lib/scan');
 const { Pending } = require('./lib/pending');
+const { manyMethods } = require('./lib/methods');
 const { redactedConfig, nativeOptions, createClientOption, positive } = require('./lib/options');
 
 const COMMANDS = commandNames();
@@ -485,6 +486,8 @@ function flat(args) {
 
 // Command method name → {name, method, plain}, for the promise twins.
 const COMMAND_METHODS = new Map();
+manyMethods(RedisClustr.prototype);
+manyMethods(NodeHandle.prototype);
 for (const name of COMMANDS) {
   for (const method of [name, name.toUpperCase()]) {
     if (RESERVED.has(name) || Object.prototype.hasOwnProperty.call(RedisClustr.prototype, method)) continue;
@@ -517,8 +520,11 @@ for (const [name, fn] of Object.entries({ scanIterator, scanEach })) {
 }
 
 // Promise twins, the bluebird.promisifyAll convention: getAsync(...) resolves with the reply.
-for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
-  const fn = RedisClustr.prototype[name];
+// The methods are read from their descriptors: reading hundreds of them off the prototype
+// itself would make V8 turn it "fast" again before the twins are added (see lib/methods.js).
+const OWN = Object.getOwnPropertyDescriptors(RedisClustr.prototype);
+for (const name of Object.keys(OWN)) {
+  const fn = OWN[name].value;
   if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || name.endsWith('Async')) continue;
   if (['waitFor', 'stats', 'batch', 'multi', 'transaction', 'selectClient', 'getRandomConnection', 'getClient', 'scanIterator', 'scanEach'].includes(name)) continue;
   const command = COMMAND_METHODS.get(name);
@@ -527,7 +533,7 @@ for (const name of Object.getOwnPropertyNames(RedisClustr.prototype)) {
     // resolve and reject as the callbacks (no closure, copy or spread per call on the hottest
     // path); other shapes get a joining callback and go through _call's shaping.
     value:
-      command !== undefined && RedisClustr.prototype[name] === command.method
+      command !== undefined && fn === command.method
         ? function (...args) {
             return new Promise((resolve, reject) => {
               if (command.plain && flat(args)) this._queue(command.name, args, resolve, null, undefined, reject);

@@ -9,6 +9,7 @@
 
 const { normalize, normalizeHash } = require('./args');
 const { toObject } = require('./dispatch');
+const { manyMethods } = require('./methods');
 
 class Batch {
   constructor(cluster, commands) {
@@ -148,6 +149,7 @@ class Transaction extends Batch {
 
 // Every command as a chainable Batch method, from the same list as the client's methods.
 function addCommands(names, reserved) {
+  manyMethods(Batch.prototype);
   for (const name of names) {
     if (reserved.has(name)) continue;
     Batch.prototype[name] = Batch.prototype[name.toUpperCase()] = function (...args) {

@@ -18,6 +18,7 @@
 const { normalize, normalizeHash } = require('./args');
 const { Transaction } = require('./batch');
 const { clientError } = require('./errors');
+const { manyMethods } = require('./methods');
 
 let nextSession = 1;
 
@@ -113,6 +114,7 @@ SessionTransaction.prototype._submit = function (queue, cb) {
 
 // Session command methods from the same list as the client's.
 function addSessionCommands(names, reserved) {
+  manyMethods(WatchSession.prototype);
   for (const name of names) {
     if (reserved.has(name) || name === 'multi' || name === 'unwatch') continue;
     WatchSession.prototype[name] = WatchSession.prototype[name.toUpperCase()] = function (...args) {
@@ -120,8 +122,10 @@ function addSessionCommands(names, reserved) {
     };
   }
   // Promise twins, as on the client.
-  for (const name of Object.getOwnPropertyNames(WatchSession.prototype)) {
-    const fn = WatchSession.prototype[name];
+  // From the descriptors, not the prototype: see lib/methods.js.
+  const own = Object.getOwnPropertyDescriptors(WatchSession.prototype);
+  for (const name of Object.keys(own)) {
+    const fn = own[name].value;
     if (typeof fn !== 'function' || name === 'constructor' || name.startsWith('_') || ['multi', 'transaction', 'end'].includes(name)) continue;
     WatchSession.prototype[`${name}Async`] = function (...args) {
       return new Promise((resolve, reject) => fn.call(this, ...args, (err, v) => (err ? reject(err) : resolve(v))));
