@@ -516,3 +516,22 @@ test('RENAME and SINTERSTORE across slots get the server CROSSSLOT error and cha
   const s = await callError(client, 'sinterstore', b, a, keyOn(masters[2], 'rn:c'));
   assert.equal(s.code, 'CROSSSLOT');
 });
+
+test('20,000 commands queued in one tick keep their order; a refused one among them fails alone', async () => {
+  // Native code hands a large tick's commands to the io thread in chunks of 4,096 while it is
+  // still parsing the rest: INCR on one key shows any reordering at a chunk boundary.
+  const key = `${PREFIX}{tick}n`;
+  const N = 20000;
+  const incrs = [];
+  let refused;
+  for (let i = 0; i < N; i++) {
+    if (i === 10000) refused = callError(client, 'select', '1');
+    incrs.push(call(client, 'incr', key));
+  }
+  const got = await Promise.all(incrs);
+  for (let i = 0; i < N; i++) assert.equal(got[i], i + 1, `INCR #${i + 1}`);
+  const err = await refused;
+  assert.equal(err.code, 'INVALID_ARG');
+  assert.equal(err.command, 'SELECT');
+  assert.equal(await directGet(key), String(N));
+});

@@ -75,7 +75,19 @@ impl NativeCluster {
         let len = (len as usize).min(batch.len());
         let large: Vec<&[u8]> = large.iter().flatten().map(|b| &b[..]).collect();
         let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
-        let parsed = submit::parse(&batch[..len], self.prefix.as_deref(), &large, &mut splits);
+        let mut hand = |parsed| self.hand(parsed);
+        let rest = submit::parse(
+            &batch[..len],
+            self.prefix.as_deref(),
+            &large,
+            &mut splits,
+            &mut hand,
+        );
+        self.hand(rest);
+    }
+
+    /// Passes on what `submit` parsed: rejections to the sink, the rest to the io thread.
+    fn hand(&self, parsed: submit::Parsed) {
         if !parsed.rejected.is_empty() {
             self.sink.push(parsed.rejected, Vec::new());
         }

@@ -97,9 +97,20 @@ pub struct Parsed {
     pub rejected: Vec<Completion>,
 }
 
+/// Commands handed to the driver at a time while a large batch is still being parsed.
+const CHUNK: usize = 4096;
+
 /// Splits a batch into commands for the driver, subscription changes and immediate rejections.
-/// `large` holds the large arguments the batch refers to.
-pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut Splits) -> Parsed {
+/// `large` holds the large arguments the batch refers to. Every `CHUNK` commands, what has been
+/// parsed so far goes to `hand` (the driver starts sending it while the rest is parsed, and
+/// 100,000 commands in one tick never sit in one vector); the remainder is returned.
+pub fn parse(
+    batch: &[u8],
+    prefix: Option<&[u8]>,
+    large: &[&[u8]],
+    splits: &mut Splits,
+    hand: &mut dyn FnMut(Parsed),
+) -> Parsed {
     let mut p = Parser {
         parsed: Parsed::default(),
         out: BytesMut::with_capacity(batch.len() + batch.len() / 2),
@@ -154,6 +165,9 @@ pub fn parse(batch: &[u8], prefix: Option<&[u8]>, large: &[&[u8]], splits: &mut 
             break;
         }
         p.command(id, flags, node, session, &args);
+        if p.parsed.commands.len() >= CHUNK {
+            hand(std::mem::take(&mut p.parsed));
+        }
     }
     p.parsed
 }

@@ -82,7 +82,8 @@ pub struct Request {
     started_ms: u64,
     redirections: u8,
     retries: u32,
-    ask: Option<NodeAddr>,
+    /// Boxed: an ASK is rare, and the io layer keeps one Request per command in flight.
+    ask: Option<Box<NodeAddr>>,
 }
 
 impl Request {
@@ -110,7 +111,7 @@ impl Request {
     ) -> Action<'m> {
         if let Some(node) = self.ask.take() {
             return Action::Send {
-                node: Cow::Owned(node),
+                node: Cow::Owned(*node),
                 asking: true,
             };
         }
@@ -166,7 +167,7 @@ impl Request {
             Redirect::Ask { addr, .. } => match self.hop(policy, from, "ASK") {
                 Some(err) => Outcome::Fail(err),
                 None => {
-                    self.ask = Some(addr);
+                    self.ask = Some(Box::new(addr));
                     Outcome::Resend
                 }
             },

@@ -18,6 +18,7 @@ use crate::nodes::{Nodes, Ticket};
 use crate::pubsub::PubSub;
 use crate::refresh::{Query, Refresh};
 use crate::session::Sessions;
+use crate::slab::Pages;
 use crate::timers::TimerKind;
 use crate::{closed_error, Command, Completion, Config, Event, Msg, Sink, Stats, TxBytes};
 
@@ -26,7 +27,7 @@ pub(crate) enum Kind {
     /// A caller's command for every master, not yet sent (no map yet).
     Fanout(u32, u8, Aggregate),
     /// A fanned-out command whose parts are in flight.
-    Gathering(u32, u8, Gather),
+    Gathering(u32, u8, Box<Gather>),
     /// One master's part of a fanned-out command: (parent, index among the masters).
     Part(Ticket, usize),
     Topology(Query),
@@ -39,7 +40,8 @@ pub(crate) struct Entry {
     pub gen: u64,
     pub req: Request,
     pub bytes: Bytes,
-    pub tx: Option<Tx>,
+    /// Boxed: a transaction is rare, and one Entry is kept per command in flight.
+    pub tx: Option<Box<Tx>>,
 }
 
 /// A MULTI … EXEC block in flight: its replies arrive one per command, EXEC's last.
@@ -58,7 +60,7 @@ pub(crate) struct Driver {
     sink: Arc<Sink>,
     pub map: Option<Arc<SlotMap>>,
     pub nodes: Nodes,
-    pub(crate) entries: Vec<Option<Entry>>,
+    pub(crate) entries: Pages<Entry>,
     free: Vec<usize>,
     next_gen: u64,
     clients: usize,
@@ -105,7 +107,7 @@ pub(crate) async fn run(
         tx,
         sink,
         map: None,
-        entries: Vec::new(),
+        entries: Pages::default(),
         free: Vec::new(),
         next_gen: 0,
         clients: 0,
@@ -216,11 +218,11 @@ impl Driver {
             let key = self.insert(kind, req, c.bytes);
             if let Some(wire) = c.tx {
                 if let Some(e) = self.entries[key].as_mut() {
-                    e.tx = Some(Tx {
+                    e.tx = Some(Box::new(Tx {
                         wire,
                         left: 0,
                         first_error: None,
-                    });
+                    }));
                 }
             }
             if let Some(ms) = self.cfg.command_timeout_ms {
@@ -246,7 +248,7 @@ impl Driver {
                 k
             }
             None => {
-                self.entries.push(Some(entry));
+                self.entries.push(entry);
                 self.entries.len() - 1
             }
         }
@@ -286,7 +288,7 @@ impl Driver {
                         .filter(|(i, _)| map.slot_count(*i) > 0)
                         .map(|(_, s)| s.master.clone())
                         .collect();
-                    e.kind = Kind::Gathering(id, flags, Gather::new(agg, masters.len()));
+                    e.kind = Kind::Gathering(id, flags, Box::new(Gather::new(agg, masters.len())));
                     let (parent, readonly, bytes) = ((key, e.gen), e.req.readonly, e.bytes.clone());
                     let now = self.now_ms();
                     for (i, m) in masters.into_iter().enumerate() {

@@ -18,6 +18,7 @@ mod pubsub_frames;
 mod refresh;
 mod session;
 mod sink;
+mod slab;
 mod timers;
 mod tls;
 
