@@ -97,8 +97,10 @@ function dispatch(self, out) {
     else if (v instanceof Error) err = fromServer(v, name, args);
     else value = name === 'hgetall' ? toObject(v) : v;
     if (rej !== undefined) {
-      if (err) calls.push(rej, err, undefined);
-      else calls.push(cb, value, undefined);
+      // A promise's own resolve or reject: it never throws or runs user code here (reactions
+      // are microtasks, after this dispatch), so it is called now rather than listed.
+      if (err) rej(err);
+      else cb(value);
     } else if (cb) calls.push(cb, err, value);
     else if (err) calls.push((e) => self.emit('error', e), err, undefined);
   }
