@@ -72,7 +72,10 @@ function flush(self) {
   self._flushScheduled = false;
   const enc = self._enc;
   if (enc.count === 0) return;
-  self._native.submit(enc.buf, enc.pos, enc.large.length ? enc.large : undefined);
+  // idle: this tick's one command is all the caller has in flight, so native code may write it
+  // from this thread at once (nothing of the caller's can be overtaken).
+  const idle = enc.count === 1 && self._pending.size === 1;
+  self._native.submit(enc.buf, enc.pos, enc.large.length ? enc.large : undefined, idle);
   enc.reset();
 }
 

@@ -70,19 +70,39 @@ impl NativeCluster {
     /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`);
     /// `large` holds the large byte arguments its records refer to, read (copied) in this call.
     /// Commands rejected here complete with their error through `drain`, like any other.
+    /// `idle`: the caller has nothing else in flight, so a lone command may be written from this
+    /// thread (see clustr_io's `direct`) without overtaking any of its others.
     #[napi]
-    pub fn submit(&self, batch: BufferSlice, len: u32, large: Option<Vec<BufferSlice>>) {
+    pub fn submit(
+        &self,
+        batch: BufferSlice,
+        len: u32,
+        large: Option<Vec<BufferSlice>>,
+        idle: Option<bool>,
+    ) {
         let len = (len as usize).min(batch.len());
         let large: Vec<&[u8]> = large.iter().flatten().map(|b| &b[..]).collect();
         let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
         let mut hand = |parsed| self.hand(parsed);
-        let rest = submit::parse(
+        let mut rest = submit::parse(
             &batch[..len],
             self.prefix.as_deref(),
             &large,
             &mut splits,
             &mut hand,
         );
+        let lone = rest.commands.len() == 1
+            && rest.rejected.is_empty()
+            && rest.pubsub.is_empty()
+            && rest.sessions.is_empty();
+        if idle == Some(true) && lone {
+            if let Some(cmd) = rest.commands.pop() {
+                match self.client.direct(cmd) {
+                    Ok(()) => return,
+                    Err(cmd) => rest.commands.push(cmd),
+                }
+            }
+        }
         self.hand(rest);
     }
 

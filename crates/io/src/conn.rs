@@ -1,6 +1,7 @@
-//! One connection to one node: connect, handshake (AUTH, READONLY), then a writer task that
-//! writes whatever byte chunks the driver hands it, and a reader that decodes every complete reply
-//! in each read and hands them to the driver in one message. Replies are matched to requests by the
+//! One connection to one node: connect, handshake (AUTH, READONLY), then its write side (a
+//! plain socket's `Wire`, written inline while nothing is queued; a channel to a writer loop
+//! for TLS) and a reader that decodes every complete reply in each read and hands them to the
+//! driver in one message. Replies are matched to requests by the
 //! driver (FIFO), never here. Any framing error closes the connection: after one, nobody knows
 //! which reply belongs to which request.
 //!
@@ -19,6 +20,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::tls::{is_tls_error, tls_hint, Tls};
+use crate::wire::{Wire, Writer};
 use crate::Msg;
 
 /// The two halves of a plain or TLS stream. Boxed so one reader and one writer loop serve both;
@@ -31,7 +33,7 @@ pub(crate) enum ConnEvent {
     Connected {
         addr: NodeAddr,
         gen: u64,
-        writer: mpsc::UnboundedSender<Bytes>,
+        writer: Writer,
     },
     Failed {
         addr: NodeAddr,
@@ -110,17 +112,35 @@ pub(crate) fn spawn(
                 })
             }
         };
-        let (wtx, wrx) = mpsc::unbounded_channel();
+        let (writer, writer_task) = match writer {
+            Out::Plain(w) => (
+                Writer::Wire(Wire::start(w, tx.clone(), addr.clone(), gen)),
+                None,
+            ),
+            Out::Boxed(w) => {
+                let (wtx, wrx) = mpsc::unbounded_channel();
+                let task = tokio::spawn(write_loop(w, wrx, tx.clone(), addr.clone(), gen));
+                (Writer::Chan(wtx), Some(task))
+            }
+        };
+        let wire = match &writer {
+            Writer::Wire(w) => Some(Arc::downgrade(w)),
+            Writer::Chan(_) => None,
+        };
         report(ConnEvent::Connected {
             addr: addr.clone(),
             gen,
-            writer: wtx,
+            writer,
         });
-        let writer_task = tokio::spawn(write_loop(writer, wrx, tx.clone(), addr.clone(), gen));
         let (kind, error) = read_loop(reader, &addr, gen, &tx).await;
-        // Dropping the reader and aborting the writer closes the socket before the driver hears
+        // Dropping the reader and closing the writer closes the socket before the driver hears
         // of it: after a framing error nothing more is read from or written to this stream.
-        writer_task.abort();
+        if let Some(t) = writer_task {
+            t.abort();
+        }
+        if let Some(w) = wire.and_then(|w| w.upgrade()) {
+            w.stop();
+        }
         report(ConnEvent::Closed {
             addr,
             gen,
@@ -130,7 +150,25 @@ pub(crate) fn spawn(
     })
 }
 
-async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (ErrorKind, String)> {
+/// A connection's write half: a plain socket's own (written inline, see `wire`) or a boxed one.
+enum Out {
+    Plain(tokio::net::tcp::OwnedWriteHalf),
+    Boxed(WriteHalf),
+}
+
+impl Out {
+    async fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Plain(w) => w.write_all(b).await,
+            Out::Boxed(w) => {
+                w.write_all(b).await?;
+                w.flush().await
+            }
+        }
+    }
+}
+
+async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, Out), (ErrorKind, String)> {
     let refused = |e: String| (ErrorKind::ConnectionRefused, e);
     // Messages name the announced address (what the slot map and node handles show) and, when
     // natMap rewrote it, the address actually dialled.
@@ -161,10 +199,10 @@ async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (E
         .with_time(Duration::from_secs(15))
         .with_interval(Duration::from_secs(5));
     let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
-    let (rd, mut wr): (ReadHalf, WriteHalf) = match &hs.tls {
+    let (rd, mut wr): (ReadHalf, Out) = match &hs.tls {
         None => {
             let (rd, wr) = stream.into_split();
-            (Box::new(rd), Box::new(wr))
+            (Box::new(rd), Out::Plain(wr))
         }
         Some(tls) => {
             // The certificate must match the host actually dialled (the public name behind
@@ -188,7 +226,7 @@ async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (E
                 }
             };
             let (rd, wr) = tokio::io::split(stream);
-            (Box::new(rd), Box::new(wr))
+            (Box::new(rd), Out::Boxed(Box::new(wr)))
         }
     };
     let mut reader = Reader {
@@ -216,7 +254,6 @@ async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, WriteHalf), (E
     {
         let io = async {
             wr.write_all(&hello).await?;
-            wr.flush().await?;
             for _ in 0..expected {
                 match reader.next().await? {
                     Reply::Error(e) => {

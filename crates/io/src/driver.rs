@@ -63,7 +63,10 @@ pub(crate) struct Driver {
     pub(crate) entries: Pages<Entry>,
     free: Vec<usize>,
     next_gen: u64,
-    clients: usize,
+    /// Caller commands not yet completed (quit ends when it reaches 0).
+    pub(crate) clients: usize,
+    /// Shared with the caller's thread (see `direct`).
+    pub(crate) direct: Arc<crate::direct::Direct>,
     /// Commands waiting for a first slot map (tickets: a timed-out one is skipped).
     awaiting_map: VecDeque<Ticket>,
     /// (deadline in ms since start, ticket) of every client command, in submit order, when
@@ -90,6 +93,7 @@ pub(crate) async fn run(
     mut rx: mpsc::UnboundedReceiver<Msg>,
     sink: Arc<Sink>,
     js: Option<Arc<crate::link::JsLinks>>,
+    direct: Arc<crate::direct::Direct>,
 ) {
     let hs = Handshake {
         js,
@@ -111,6 +115,7 @@ pub(crate) async fn run(
         free: Vec::new(),
         next_gen: 0,
         clients: 0,
+        direct,
         awaiting_map: VecDeque::new(),
         deadlines: VecDeque::new(),
         refresh: Refresh::default(),
@@ -146,6 +151,7 @@ pub(crate) async fn run(
     }
     // Anything submitted after the end was decided still gets an answer.
     rx.close();
+    d.take_written();
     while let Ok(msg) = rx.try_recv() {
         match msg {
             Msg::Submit(cmds) => d.submit(cmds),
@@ -166,8 +172,11 @@ fn seed() -> u64 {
 
 impl Driver {
     fn handle(&mut self, msg: Msg) {
+        // Commands the caller's thread wrote come first: a reply in `msg` may be theirs.
+        self.take_written();
         match msg {
             Msg::Submit(cmds) => self.submit(cmds),
+            Msg::Wake => {}
             Msg::PubSub(ops) => self.pubsub(ops),
             Msg::Session(ops) => self.session_ops(ops),
             Msg::Quit => self.quit(),
@@ -181,6 +190,7 @@ impl Driver {
 
     fn flush(&mut self) {
         self.nodes.flush();
+        self.publish_routes();
         let done = std::mem::take(&mut self.done);
         let events = std::mem::take(&mut self.events);
         self.sink.push(done, events);
@@ -198,7 +208,7 @@ impl Driver {
         (self.rng >> 32) as u32
     }
 
-    fn submit(&mut self, cmds: Vec<Command>) {
+    pub(crate) fn submit(&mut self, cmds: Vec<Command>) {
         let now = self.now_ms();
         for c in cmds {
             if self.closing {

@@ -8,6 +8,7 @@
 //! one wake-up call when the sink goes from empty to non-empty).
 
 mod conn;
+mod direct;
 mod driver;
 mod incoming;
 mod learn;
@@ -21,6 +22,7 @@ mod sink;
 mod slab;
 mod timers;
 mod tls;
+mod wire;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -181,6 +183,8 @@ pub struct Stats {
 
 pub(crate) enum Msg {
     Submit(Vec<Command>),
+    /// The caller's thread wrote commands itself (see `direct`): take them now.
+    Wake,
     PubSub(Vec<PubSubOp>),
     Session(Vec<SessionOp>),
     Quit,
@@ -196,6 +200,8 @@ pub struct Client {
     thread: Option<JoinHandle<()>>,
     /// With the createClient hook: the JS links the embedder serves.
     links: Option<Arc<JsLinks>>,
+    /// Where a lone command can be written from the caller's thread (see `direct`).
+    direct: Arc<direct::Direct>,
 }
 
 impl Client {
@@ -211,6 +217,8 @@ impl Client {
             .js_links
             .then(|| Arc::new(JsLinks::new(sink.clone())));
         let driver_links = links.clone();
+        let direct = direct::Direct::new(config.command_timeout_ms.is_some());
+        let driver_direct = direct.clone();
         let thread = std::thread::Builder::new()
             .name("redis-clustr-io".into())
             .spawn(move || {
@@ -220,6 +228,7 @@ impl Client {
                     rx,
                     driver_sink,
                     driver_links,
+                    driver_direct,
                 ));
             })?;
         Ok(Client {
@@ -227,6 +236,7 @@ impl Client {
             sink,
             thread: Some(thread),
             links,
+            direct,
         })
     }
 
@@ -267,6 +277,13 @@ impl Client {
                 .collect();
             self.sink.push(closed, Vec::new());
         }
+    }
+
+    /// Writes one command from this thread when its route is simple and its node's connection
+    /// is up (see `direct`); hands it back otherwise, for `submit`. Meant for a caller with
+    /// nothing else in flight: it may overtake commands submitted earlier.
+    pub fn direct(&self, cmd: Command) -> Result<(), Command> {
+        direct::send(&self.direct, &self.tx, cmd)
     }
 
     /// Subscription changes; after quit they fail with CLOSED.

@@ -68,7 +68,7 @@ impl JsLinks {
         Some(ConnEvent::Connected {
             addr: l.addr.clone(),
             gen: l.gen,
-            writer: l.writer.take()?,
+            writer: crate::wire::Writer::Chan(l.writer.take()?),
         })
     }
 

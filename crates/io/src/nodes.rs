@@ -1,7 +1,10 @@
-//! The node table: one multiplexed, pipelined connection per node. Requests written to a node
-//! enter its FIFO (replies come back in order); requests for a node that is still connecting are
-//! parked and written the moment it is ready. Bytes written during one driver iteration are
-//! coalesced into a single chunk per node (`flush`), so a burst of commands is one write.
+//! The node table: one multiplexed, pipelined connection per node. Requests handed to a node's
+//! connection enter its FIFO at their position in reply order (replies come back in order);
+//! requests for a node that is still connecting are parked and written the moment it is ready.
+//! Bytes written during one driver iteration are coalesced into a single chunk per node
+//! (`flush`), so a burst of commands is one write. A plain TCP connection may also carry
+//! requests the JS thread wrote itself (`wire`): they hold their FIFO position from the moment
+//! they were written, and the driver fills it in when it hears of them (`written`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use crate::conn::{self, Handshake};
 use crate::timers::TimerKind;
+use crate::wire::{Wire, Writer};
 use crate::Msg;
 
 const ASKING: &[u8] = b"*1\r\n$6\r\nASKING\r\n";
@@ -31,19 +35,30 @@ pub(crate) type Parked = (Ticket, bool);
 
 enum State {
     Connecting,
-    Ready(mpsc::UnboundedSender<Bytes>),
+    Ready(Writer),
     Down,
+}
+
+/// A FIFO position: a request, an ASKING (its reply is dropped), or a request the JS thread
+/// wrote that the driver has not heard of yet.
+#[derive(Clone, Copy, PartialEq)]
+enum Slot {
+    Req(Ticket),
+    Asking,
+    Waiting,
 }
 
 struct Node {
     gen: u64,
     state: State,
+    /// Bytes of the requests in `staged`, not yet handed to the connection.
     out: BytesMut,
-    /// Entry keys in the order their replies will arrive; None for an ASKING reply.
-    fifo: VecDeque<Option<Ticket>>,
-    /// How many FIFO entries (from the front) have been handed to the writer; the rest are
-    /// still in `out` and provably never reached the server.
-    flushed: usize,
+    /// Requests (None: an ASKING) whose bytes are in `out`: they provably never left.
+    staged: Vec<Option<Ticket>>,
+    /// Requests handed to the connection, in the order their replies will arrive; the front is
+    /// at position `head`.
+    fifo: VecDeque<Slot>,
+    head: u64,
     parked: Vec<Parked>,
     task: Option<JoinHandle<()>>,
     /// Consecutive failed or dropped connections; sets the reconnect backoff.
@@ -69,16 +84,49 @@ impl Node {
         if self.out.is_empty() && direct.is_none() {
             return;
         }
-        if !self.out.is_empty() {
-            let _ = w.send(self.out.split().freeze());
-        }
-        if let Some(b) = direct {
-            let _ = w.send(b.clone());
-        }
-        if self.flushed == 0 {
+        let chunks = [
+            (!self.out.is_empty()).then(|| self.out.split().freeze()),
+            direct.cloned(),
+        ];
+        let n = self.staged.len() as u64;
+        let seq = match w {
+            Writer::Wire(w) => match w.hand(n, chunks, |_| true) {
+                Some(seq) => seq,
+                // The connection just ended (its event is on the way): the staged requests stay
+                // unwritten, for `failed` to send again.
+                None => return,
+            },
+            Writer::Chan(c) => {
+                for chunk in chunks.into_iter().flatten() {
+                    let _ = c.send(chunk);
+                }
+                self.head + self.fifo.len() as u64
+            }
+        };
+        if self.fifo.is_empty() {
             self.progress = Instant::now();
         }
-        self.flushed = self.fifo.len();
+        // Positions before `seq` not in the FIFO yet belong to JS-thread writes the driver has
+        // not heard of: keep their places.
+        let at = (seq - self.head) as usize;
+        while self.fifo.len() < at {
+            self.fifo.push_back(Slot::Waiting);
+        }
+        self.fifo.extend(
+            self.staged
+                .drain(..)
+                .map(|t| t.map_or(Slot::Asking, Slot::Req)),
+        );
+    }
+
+    /// Stops the connection's writing (it failed or is dropped). Returns the position from
+    /// which no request's bytes left; with a channel writer everything handed over counts as
+    /// sent.
+    fn close_writer(&mut self) -> u64 {
+        match std::mem::replace(&mut self.state, State::Down) {
+            State::Ready(Writer::Wire(w)) => w.close(),
+            _ => u64::MAX,
+        }
     }
 
     fn new() -> Self {
@@ -86,8 +134,9 @@ impl Node {
             gen: 0,
             state: State::Down,
             out: BytesMut::new(),
+            staged: Vec::new(),
             fifo: VecDeque::new(),
-            flushed: 0,
+            head: 0,
             parked: Vec::new(),
             task: None,
             failures: 0,
@@ -189,12 +238,12 @@ impl Nodes {
         }
         if asking {
             // ASKING and the command go back-to-back (in one chunk, or in two chunks handed
-            // over in a row): nothing else can come between them on this connection.
+            // over together): nothing else can come between them on this connection.
             node.out.extend_from_slice(ASKING);
-            node.fifo.push_back(None);
+            node.staged.push(None);
         }
         for _ in 0..replies.max(1) {
-            node.fifo.push_back(Some(key));
+            node.staged.push(Some(key));
         }
         if bytes.len() >= DIRECT_MIN {
             // A large command goes to the writer as it is, sharing its bytes: copying a 1 MiB
@@ -229,14 +278,10 @@ impl Nodes {
     }
 
     /// A connection finished its handshake; returns the requests parked for it.
-    pub fn connected(
-        &mut self,
-        addr: &NodeAddr,
-        gen: u64,
-        writer: mpsc::UnboundedSender<Bytes>,
-    ) -> Option<Vec<Parked>> {
+    pub fn connected(&mut self, addr: &NodeAddr, gen: u64, writer: Writer) -> Option<Vec<Parked>> {
         let node = self.nodes.get_mut(addr).filter(|n| n.gen == gen)?;
         node.state = State::Ready(writer);
+        node.head = 0;
         node.failures = 0;
         node.retry_at = None;
         Some(std::mem::take(&mut node.parked))
@@ -251,7 +296,7 @@ impl Nodes {
             // connection change nothing.
             return None;
         }
-        node.state = State::Down;
+        let unsent = node.close_writer();
         node.failures += 1;
         // The first loss reconnects at once (an idle timeout, a restart); after that 50 ms
         // doubling to 2 s, plus up to a quarter more at random.
@@ -269,10 +314,19 @@ impl Nodes {
         if let Some(t) = node.task.take() {
             t.abort();
         }
-        let flushed = std::mem::take(&mut node.flushed).min(node.fifo.len());
-        let mut unwritten: Vec<Ticket> = node.fifo.drain(flushed..).flatten().collect();
+        let (mut written, mut unwritten) = (Vec::new(), Vec::new());
+        for (seq, slot) in (node.head..).zip(node.fifo.drain(..)) {
+            if let Slot::Req(t) = slot {
+                if seq < unsent {
+                    &mut written
+                } else {
+                    &mut unwritten
+                }
+                .push(t);
+            }
+        }
+        unwritten.extend(node.staged.drain(..).flatten());
         unwritten.extend(node.parked.drain(..).map(|(k, _)| k));
-        let mut written: Vec<Ticket> = node.fifo.drain(..).flatten().collect();
         // A transaction sits in the FIFO once per reply it expects: report it once.
         written.dedup();
         unwritten.dedup();
@@ -292,18 +346,52 @@ impl Nodes {
             return Ok(Vec::new());
         };
         // Checked before anything is matched: on a violation every request still on this
-        // connection is failed as one, none is half-delivered.
-        if replies.len() > node.flushed.min(node.fifo.len()) {
+        // connection is failed as one, none is half-delivered. A position the driver has not
+        // heard of cannot have a reply yet (it is told before the bytes are written).
+        let answered = node.fifo.iter().take(replies.len());
+        if replies.len() > node.fifo.len() || answered.into_iter().any(|s| *s == Slot::Waiting) {
             return Err(());
         }
-        node.flushed -= replies.len();
+        node.head += replies.len() as u64;
         if !replies.is_empty() {
             node.progress = Instant::now();
         }
         Ok(replies
             .into_iter()
-            .map(|r| (node.fifo.pop_front().flatten(), r))
+            .map(|r| match node.fifo.pop_front() {
+                Some(Slot::Req(t)) => (Some(t), r),
+                _ => (None, r),
+            })
             .collect())
+    }
+
+    /// The JS thread wrote request `ticket` on connection `gen` of `addr` at position `seq`.
+    /// False when that connection is gone: the request may have reached the server.
+    pub fn written(&mut self, addr: &NodeAddr, gen: u64, seq: u64, ticket: Ticket) -> bool {
+        let Some(node) = self.nodes.get_mut(addr).filter(|n| n.gen == gen) else {
+            return false;
+        };
+        if !matches!(node.state, State::Ready(_)) || seq < node.head {
+            return false;
+        }
+        if node.fifo.is_empty() {
+            node.progress = Instant::now();
+        }
+        let at = (seq - node.head) as usize;
+        while node.fifo.len() <= at {
+            node.fifo.push_back(Slot::Waiting);
+        }
+        node.fifo[at] = Slot::Req(ticket);
+        true
+    }
+
+    /// Plain TCP connections the JS thread may write to: (address, connection generation,
+    /// wire).
+    pub fn wires(&self) -> impl Iterator<Item = (&NodeAddr, u64, &Arc<Wire>)> {
+        self.nodes.iter().filter_map(|(a, n)| match &n.state {
+            State::Ready(Writer::Wire(w)) => Some((a, n.gen, w)),
+            _ => None,
+        })
     }
 
     /// Ready connections that have had requests outstanding and delivered no reply for `limit`:
@@ -314,7 +402,7 @@ impl Nodes {
         let now = Instant::now();
         self.nodes
             .iter()
-            .filter(|(_, n)| matches!(n.state, State::Ready(_)) && n.flushed > 0)
+            .filter(|(_, n)| matches!(n.state, State::Ready(_)) && !n.fifo.is_empty())
             .filter(|(_, n)| now.duration_since(n.progress) >= limit)
             .map(|(a, n)| (a.clone(), n.gen))
             .collect()
@@ -337,7 +425,13 @@ impl Nodes {
     /// Closes connections to nodes outside `keep` that carry no requests.
     pub fn retain_busy_or(&mut self, keep: &[NodeAddr]) {
         self.nodes.retain(|addr, n| {
-            let busy = !n.fifo.is_empty() || !n.parked.is_empty();
+            let mut busy = !n.fifo.is_empty() || !n.parked.is_empty() || !n.staged.is_empty();
+            if !busy && !keep.contains(addr) {
+                // The JS thread may have written to it a moment ago: then it is busy too.
+                if let State::Ready(Writer::Wire(w)) = &n.state {
+                    busy = !w.close_if_known(n.head);
+                }
+            }
             let kept = busy || keep.contains(addr);
             if !kept {
                 if let Some(t) = n.task.take() {
@@ -351,7 +445,7 @@ impl Nodes {
     /// Drops every connection (quit).
     pub fn close_all(&mut self) {
         for (_, mut n) in self.nodes.drain() {
-            n.state = State::Down;
+            n.close_writer();
             if let Some(t) = n.task.take() {
                 t.abort();
             }

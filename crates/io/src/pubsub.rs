@@ -18,7 +18,6 @@ use clustr_engine::slot::slot;
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::Reply;
 use indexmap::IndexMap;
-use tokio::sync::mpsc;
 
 use crate::conn;
 use crate::driver::Driver;
@@ -99,7 +98,7 @@ const FLAG_BUFFERS: u8 = 1;
 
 pub(crate) struct SubConn {
     pub(crate) gen: u64,
-    pub(crate) writer: Option<mpsc::UnboundedSender<Bytes>>,
+    pub(crate) writer: Option<crate::wire::Writer>,
     /// What was sent and still awaits confirmations: (kind, confirmations left).
     pub(crate) sent: VecDeque<(PsKind, usize, Vec<Bytes>)>,
     pub(crate) task: tokio::task::JoinHandle<()>,
@@ -388,7 +387,7 @@ impl Driver {
     }
 
     /// A subscriber connection finished its handshake: subscribe it to its part of the set.
-    pub(crate) fn ps_connected(&mut self, gen: u64, writer: mpsc::UnboundedSender<Bytes>) {
+    pub(crate) fn ps_connected(&mut self, gen: u64, writer: crate::wire::Writer) {
         let Some((addr, c, shard)) = self.ps.conn_mut(gen) else {
             return;
         };

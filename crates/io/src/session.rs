@@ -18,7 +18,6 @@ use clustr_engine::request::{Action, Outcome, Request, RetryPolicy, Target};
 use clustr_engine::route::ReplicaPolicy;
 use clustr_engine::topology::NodeAddr;
 use clustr_engine::{Error, ErrorKind, Reply};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::conn::{self, ConnEvent};
@@ -69,7 +68,7 @@ struct Flight {
 enum Link {
     Down,
     Connecting,
-    Ready(mpsc::UnboundedSender<Bytes>),
+    Ready(crate::wire::Writer),
 }
 
 struct Session {

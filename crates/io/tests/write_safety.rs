@@ -11,12 +11,14 @@
 //! * a write that provably never left the client (still queued, or parked on a node that is
 //!   connecting) is sent once a connection works and succeeds, with exactly one arrival — even
 //!   when the connection attempt it was parked on fails;
-//! * bytes handed to the kernel count as written (`nodes.rs`, `flushed`): a write the server's
+//! * bytes handed to the kernel count as written (`wire.rs`, `Wire::close`): a write the server's
 //!   kernel received but the server never read is reported `CONNECTION_LOST` and not resent.
 //!   The client cannot tell "in the peer's socket buffer" from "executed", so it errs on the
 //!   side of never duplicating;
 //! * an ordinary server error (`-ERR …`, `-WRONGTYPE …`) is the answer: delivered once, never
-//!   retried.
+//!   retried;
+//! * commands the caller's thread wrote itself (`Client::direct`) follow the same rules, and
+//!   share a connection with the driver's writes without mixing up their replies.
 //!
 //! "Exactly once" is counted over every connection the server accepted, after a later probe
 //! command has completed on the same node and the longest retry backoff (250 ms) has passed.
@@ -199,18 +201,24 @@ impl Server {
         }
     }
 
-    /// Reads nothing more: notes when client bytes are waiting unread, then, once killed, closes
-    /// the socket with them still unread (the kernel answers with a reset).
+    /// Reads nothing more: notes when an INCR is waiting unread (other commands, such as the
+    /// client learning the command table, may arrive first), then, once killed, closes the
+    /// socket with it still unread (the kernel answers with a reset).
     async fn deaf(&self, mut rd: OwnedReadHalf, wr: OwnedWriteHalf, idx: usize, kill: &Notify) {
-        let mut probe = [0u8; 1];
-        tokio::select! {
-            _ = kill.notified() => return,
-            n = rd.peek(&mut probe) => {
-                if !matches!(n, Ok(n) if n > 0) {
-                    return;
+        let mut probe = vec![0u8; 64 * 1024];
+        loop {
+            tokio::select! {
+                _ = kill.notified() => return,
+                n = rd.peek(&mut probe) => {
+                    let Ok(n @ 1..) = n else { return };
+                    if probe[..n].windows(4).any(|w| w == b"INCR") {
+                        self.st().unread.push(idx);
+                        break;
+                    }
                 }
-                self.st().unread.push(idx);
             }
+            // Peeking again at once would spin on the same bytes until more arrive.
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
         kill.notified().await;
         // Reunited, so the drop is a plain close (no orderly write shutdown first).
@@ -427,7 +435,7 @@ async fn a_write_parked_on_a_failed_connection_attempt_is_sent_once_on_the_next_
 }
 
 /// The limit of what the client can know: bytes handed to the kernel count as written
-/// (`nodes.rs`, `flushed`). Here the server's kernel received the INCR but the server never
+/// (`wire.rs`, `Wire::close`). Here the server's kernel received the INCR but the server never
 /// read it, then the connection was reset. From the client's side that looks exactly like a
 /// server that ran the INCR and died before answering, so the client reports CONNECTION_LOST
 /// (outcome unknown) and does not resend: an "unknown" for a write that in fact never ran, in
@@ -498,4 +506,91 @@ async fn a_non_retryable_server_error_is_delivered_once_and_not_retried() {
     assert_eq!(server.arrivals(b"r"), vec![0], "the read was sent once");
     assert_eq!(h.retries(), retries, "nothing was retried");
     assert_eq!(server.connections(), 1, "and the connection stayed up");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Written from the caller's thread (`Client::direct`)
+
+/// Waits until the client writes commands directly (its routes are published once the node's
+/// connection is up), with a harmless probe.
+async fn until_direct(h: &mut Harness) {
+    let start = Instant::now();
+    loop {
+        let (id, direct) = h.submit_direct(&[b"SET", b"probe", b"v"], false);
+        assert_eq!(h.result(id).await, Ok(Reply::Status("OK".into())));
+        if direct {
+            return;
+        }
+        assert!(start.elapsed() < WITHIN, "never written directly");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// A write the caller's thread wrote itself follows the same rule as one the driver wrote:
+/// read by the server, then dropped, it is CONNECTION_LOST and never sent again.
+#[tokio::test]
+async fn a_direct_write_dropped_after_the_server_read_it_is_connection_lost_and_not_resent() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server).await;
+    until_direct(&mut h).await;
+    server.on(b"k", Action::CloseWithoutReply);
+    let (id, direct) = h.submit_direct(&[b"INCR", b"k"], false);
+    assert!(direct, "the INCR was written from the caller's thread");
+    expect_err(
+        h.result(id).await,
+        "CONNECTION_LOST",
+        "direct INCR dropped after it was read",
+    );
+    h.settle().await;
+    assert_eq!(
+        server.arrivals(b"k"),
+        vec![0],
+        "the INCR arrived once, and was never resent"
+    );
+}
+
+/// A read written directly and dropped the same way is retried on a fresh connection.
+#[tokio::test]
+async fn a_direct_read_dropped_after_the_server_read_it_is_retried() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server).await;
+    until_direct(&mut h).await;
+    server.on(b"k", Action::CloseWithoutReply);
+    let (id, direct) = h.submit_direct(&[b"GET", b"k"], true);
+    assert!(direct, "the GET was written from the caller's thread");
+    assert_eq!(h.result(id).await, Ok(Reply::Bulk("v@1".into())));
+    h.settle().await;
+    assert_eq!(
+        server.arrivals(b"k"),
+        vec![0, 1],
+        "read on the dropped connection, then its replacement"
+    );
+}
+
+/// Commands written directly and commands the driver writes share one connection: each gets
+/// its own reply (the server answers each key with its own name), whichever path it took.
+#[tokio::test]
+async fn direct_and_driver_writes_on_one_connection_each_get_their_own_reply() {
+    let server = Server::start().await;
+    let mut h = Harness::start(&server).await;
+    until_direct(&mut h).await;
+    let keys: Vec<Vec<u8>> = (0..300).map(|i| format!("key:{i}").into_bytes()).collect();
+    for k in &keys {
+        server.on(k, Action::Reply(encoded(&Reply::Bulk(k.clone().into()))));
+    }
+    let mut ids = Vec::new();
+    let mut direct = 0;
+    for (i, k) in keys.iter().enumerate() {
+        if i % 3 == 0 {
+            ids.push(h.submit(&[b"GET", k], true));
+        } else {
+            let (id, d) = h.submit_direct(&[b"GET", k], true);
+            direct += d as usize;
+            ids.push(id);
+        }
+    }
+    assert!(direct >= 150, "only {direct} of 200 were written directly");
+    for (id, k) in ids.into_iter().zip(&keys) {
+        assert_eq!(h.result(id).await, Ok(Reply::Bulk(k.clone().into())));
+    }
 }

@@ -115,12 +115,31 @@ impl Harness {
 
     /// Submits a command routed by its first argument's slot; returns its id.
     pub fn submit(&mut self, args: &[&[u8]], readonly: bool) -> u32 {
+        let (id, cmd) = self.command(args, readonly);
+        self.client.submit(vec![cmd]);
+        id
+    }
+
+    /// Like `submit`, but written from this thread when the client can (`Client::direct`);
+    /// returns its id and whether it was.
+    pub fn submit_direct(&mut self, args: &[&[u8]], readonly: bool) -> (u32, bool) {
+        let (id, cmd) = self.command(args, readonly);
+        match self.client.direct(cmd) {
+            Ok(()) => (id, true),
+            Err(cmd) => {
+                self.client.submit(vec![cmd]);
+                (id, false)
+            }
+        }
+    }
+
+    fn command(&mut self, args: &[&[u8]], readonly: bool) -> (u32, Command) {
         let id = self.next_id;
         self.next_id += 1;
         let mut bytes = BytesMut::new();
         encode_command(&mut bytes, args);
         let slot = clustr_engine::slot::slot(args.get(1).copied().unwrap_or(b""));
-        self.client.submit(vec![Command {
+        let cmd = Command {
             id,
             flags: 0,
             target: Target::Slot(slot),
@@ -128,8 +147,8 @@ impl Harness {
             fanout: None,
             tx: None,
             bytes: bytes.freeze(),
-        }]);
-        id
+        };
+        (id, cmd)
     }
 
     /// The result of command `id`, which must arrive within `WITHIN`.
