@@ -20,8 +20,8 @@ const { startCluster, sendCommand } = require('../scripts/cluster');
 const h = require('./helpers');
 
 const HOST = '127.0.0.1';
-// startCluster checks P and P+10000 free for every node (base 20000-44999); the TLS port is put
-// at P+20000. With tls-cluster yes the bus port would follow the TLS port (P+30000, possibly past
+// startCluster checks P, P+10000 and (told so with portOffsets) the TLS port P+20000 free for
+// every node (base 20000-44999). With tls-cluster yes the bus port would follow the TLS port (P+30000, possibly past
 // 65535), so it is pinned to the P+10000 the harness checked.
 const TLS_OFFSET = 20000;
 
@@ -107,7 +107,7 @@ describe('TLS cluster (tls-auth-clients optional)', () => {
   let c;
   before(async () => {
     certs = makeCerts();
-    c = await startCluster({ masters: 3, replicas: 1, extraArgs: tlsArgs(certs, 'optional') });
+    c = await startCluster({ masters: 3, replicas: 1, extraArgs: tlsArgs(certs, 'optional'), portOffsets: [10000, TLS_OFFSET] });
   });
   after(async () => {
     if (c) await c.stop();
@@ -222,7 +222,7 @@ describe('TLS cluster (tls-auth-clients yes)', () => {
   let c;
   before(async () => {
     certs = makeCerts();
-    c = await startCluster({ masters: 3, replicas: 0, extraArgs: tlsArgs(certs, 'yes') });
+    c = await startCluster({ masters: 3, replicas: 0, extraArgs: tlsArgs(certs, 'yes'), portOffsets: [10000, TLS_OFFSET] });
   });
   after(async () => {
     if (c) await c.stop();

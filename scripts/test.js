@@ -33,7 +33,8 @@ const HOOK_SUITES = [
 const totals = { passed: 0, failed: 0 };
 
 // Runs a command with its output shown as it comes, and counts the tests its runner reports
-// (cargo: "test result: ok. N passed; M failed", node: "# pass N" / "# fail N").
+// (cargo: "test result: ok. N passed; M failed", node: "# pass N" / "# fail N" / "# cancelled N":
+// a test cancelled because its suite's hook failed did not pass, so it counts as failed).
 function run(cmd, args, env) {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: Object.assign({}, process.env, env) });
@@ -58,7 +59,7 @@ function count(line) {
     totals.failed += Number(m[2]);
     return;
   }
-  m = /^# (pass|fail) (\d+)$/.exec(line);
+  m = /^# (pass|fail|cancelled) (\d+)$/.exec(line);
   if (m) totals[m[1] === 'pass' ? 'passed' : 'failed'] += Number(m[2]);
 }
 

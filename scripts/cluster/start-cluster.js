@@ -27,11 +27,13 @@ function portFree(port) {
 
 const FORBIDDEN_PORTS = new Set([6379, 7001, 7002, 7003, 7004, 7005, 7006]);
 
-async function pickBasePort(count) {
+// `offsets`: the other ports each node listens on, relative to its port (the bus at +10000, a
+// TLS port a caller adds through extraArgs).
+async function pickBasePort(count, offsets = [10000]) {
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20000 + Math.floor(Math.random() * (45000 - 20000 - count));
     const ports = [];
-    for (let i = 0; i < count; i++) ports.push(base + i, base + i + 10000);
+    for (let i = 0; i < count; i++) ports.push(base + i, ...offsets.map((o) => base + i + o));
     if (ports.some((p) => FORBIDDEN_PORTS.has(p))) continue;
     const free = await Promise.all(ports.map(portFree));
     if (free.every(Boolean)) return base;
@@ -57,6 +59,8 @@ async function pickBasePort(count) {
  * @param {string[]|function(number): string[]} [opts.extraArgs=[]] extra redis-server arguments
  *   (e.g. ['--appendonly', 'yes']), or a function of the node's port returning them (per-node
  *   values such as `--tls-port`)
+ * @param {number[]} [opts.portOffsets=[10000]] every port a node listens on besides its own,
+ *   relative to it, checked free with it: the bus port, and any port extraArgs adds (TLS)
  * @param {boolean} [opts.detached=false] CLI use: detach + unref the servers so they outlive us
  * @returns {Promise<LocalCluster>} see LocalCluster: nodes, seeds, dir, command(), masters(),
  *   waitHealthy(), killNode(), restartNode(), stop()
@@ -67,6 +71,7 @@ async function startCluster({
   dir,
   nodeTimeout = 2000,
   extraArgs = [],
+  portOffsets = [10000],
   detached = false,
 } = {}) {
   if (!Number.isInteger(masters) || masters < 3) throw new Error('startCluster: masters must be an integer >= 3');
@@ -87,14 +92,17 @@ async function startCluster({
   let cluster = new LocalCluster({ dir: root, ownsDir, nodeTimeout, extraArgs, detached, redis });
   try {
     for (let attempt = 1; ; attempt++) {
-      const base = await pickBasePort(total);
+      const base = await pickBasePort(total, portOffsets);
       try {
         for (let i = 0; i < total; i++) cluster._spawn(base + i);
         const deadline = Date.now() + 10000;
         await Promise.all(cluster.nodes.map((n) => cluster._waitReady(n.port, deadline)));
         break;
       } catch (e) {
-        if (!e.portConflict || attempt >= 5) throw e;
+        if (!e.portConflict || attempt >= 5) {
+          if (e.portConflict) e.message += `\n(a port was taken on each of ${attempt} attempts)`;
+          throw e;
+        }
         // Someone grabbed a port between our check and redis' bind: start over elsewhere.
         const failed = cluster;
         failed._ownsDir = false; // remove only its per-port subdirs, keep the root
