@@ -535,3 +535,17 @@ test('20,000 commands queued in one tick keep their order; a refused one among t
   assert.equal(err.command, 'SELECT');
   assert.equal(await directGet(key), String(N));
 });
+
+test('a lone command never overtakes commands still in flight: SET by the driver, then GET, sees the SET', async () => {
+  // A command issued with nothing else in flight is written from the JS thread at once; one
+  // issued while others are pending must queue behind them. Two records in one tick go through
+  // the io thread; the GET a tick later, with them still pending, must not be written first.
+  const key = `${PREFIX}{order}k`;
+  const other = `${PREFIX}{order}n`;
+  for (let i = 0; i < 200; i++) {
+    client.set(key, `v${i}`);
+    client.incr(other);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(await call(client, 'get', key), `v${i}`, `round ${i}`);
+  }
+});
