@@ -1,8 +1,9 @@
 // The commands waiting for their completion, by id: what dispatch needs to settle one (its name
 // and arguments for error messages, its callback or a promise's resolve and reject, the bytes it
-// holds against maxQueueBytes, and a batch's state). Kept in parallel arrays indexed by id - 1 with a free list, not a Map of
-// objects: with hundreds of thousands of commands a second, the Map entry and the object per
-// command were a good part of what the young-generation GC had to copy.
+// holds against maxQueueBytes, and a batch's state). Kept in parallel arrays indexed by id - 1
+// with a free list, not a Map of objects: with hundreds of thousands of commands a second, the
+// Map entry and the object per command were a good part of what the young-generation GC had to
+// copy.
 // An id is reused only after its completion was taken: native code answers each id once.
 'use strict';
 

@@ -1,9 +1,9 @@
 //! One connection to one node: connect, handshake (AUTH, READONLY), then its write side (a
 //! plain socket's `Wire`, written inline while nothing is queued; a channel to a writer loop
 //! for TLS) and a reader that decodes every complete reply in each read and hands them to the
-//! driver in one message. Replies are matched to requests by the
-//! driver (FIFO), never here. Any framing error closes the connection: after one, nobody knows
-//! which reply belongs to which request.
+//! driver in one message. Replies are matched to requests by the driver (FIFO), never here. Any
+//! framing error closes the connection: after one, nobody knows which reply belongs to which
+//! request.
 //!
 //! With TLS configured every connection is wrapped in TLS right after the TCP connect, before a
 //! single byte of the handshake (which carries the password) is written.
