@@ -87,6 +87,13 @@ impl Decoder {
         }
     }
 
+    /// How long the buffer must be before the current frame can make progress (0: no frame
+    /// begun). For a bulk string whose header has been read, this is the whole payload's end, so
+    /// a reader can make room for it once instead of growing its buffer step by step.
+    pub fn need(&self) -> usize {
+        self.need
+    }
+
     /// Decodes one frame from the front of `buf`, consuming exactly its bytes.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Reply>, ProtocolError> {
         if buf.len() < self.need || buf.is_empty() {
@@ -449,6 +456,23 @@ mod tests {
             }
         }
         assert_eq!(got, Some(Reply::Bulk(payload.into())));
+    }
+
+    #[test]
+    fn once_a_bulk_header_is_read_need_is_the_end_of_its_payload() {
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::from(&b"$1048576\r\nxyz"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        // 10 header bytes, the payload, its CRLF: what a reader should make room for at once.
+        assert_eq!(d.need(), 10 + 1048576 + 2);
+        let mut d = Decoder::default();
+        let mut buf = BytesMut::from(&b"+OK"[..]);
+        assert_eq!(d.decode(&mut buf).unwrap(), None);
+        assert_eq!(
+            d.need(),
+            4,
+            "a line without its end needs only one more byte"
+        );
     }
 
     #[test]

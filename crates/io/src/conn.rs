@@ -295,6 +295,9 @@ async fn open(addr: &NodeAddr, hs: &Handshake) -> Result<(Reader, Out), (ErrorKi
     Ok((reader, wr))
 }
 
+/// The most a reader reserves ahead for a bulk reply still arriving (see `Reader::fill`).
+const MAX_AHEAD: usize = 16 * 1024 * 1024;
+
 struct Reader {
     rd: ReadHalf,
     buf: BytesMut,
@@ -317,8 +320,13 @@ impl Reader {
     }
 
     async fn fill(&mut self) -> std::io::Result<()> {
-        if self.buf.capacity() - self.buf.len() < 16 * 1024 {
-            self.buf.reserve(64 * 1024);
+        // Room for the rest of a large bulk at once: grown 64 KiB at a time (doubling), a 1 MiB
+        // reply cost about as much copying again as reading it, in freshly faulted pages. The
+        // look-ahead is capped so a header alone (up to proto-max-bulk-len) reserves little.
+        let ahead = self.decoder.need().saturating_sub(self.buf.len());
+        let want = ahead.clamp(16 * 1024, MAX_AHEAD);
+        if self.buf.capacity() - self.buf.len() < want {
+            self.buf.reserve(want.max(64 * 1024));
         }
         match self.rd.read_buf(&mut self.buf).await {
             Ok(0) => Err(std::io::Error::new(
