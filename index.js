@@ -23,6 +23,8 @@ const { manyMethods } = require('./lib/methods');
 const { redactedConfig, nativeOptions, createClientOption, positive } = require('./lib/options');
 
 const COMMANDS = commandNames();
+// Native code makes its arrays by calling this with their elements (see src/binding/convert.rs).
+const collect = (...xs) => xs;
 // Methods the class defines itself: a command of the same name must not replace them.
 const RESERVED = new Set(['quit', 'multi', 'batch', 'exec', 'send_command', 'constructor']);
 
@@ -260,7 +262,7 @@ class RedisClustr extends EventEmitter {
   _wake() {
     // Take everything now, act on it on the next tick: user code never runs inside the native
     // wake-up call.
-    process.nextTick(dispatch, this, this._native.drain());
+    process.nextTick(dispatch, this, this._native.drain(collect));
   }
 
   _event(ev) {

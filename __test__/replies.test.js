@@ -120,6 +120,22 @@ test('array replies are arrays, empty arrays stay empty and nils inside stay nul
   assert.deepEqual(await call(client, 'eval', "return {1, false, 'x'}", 0), [1, null, 'x']);
 });
 
+test('arrays longer than native code builds in one call (4,096) arrive whole and in order', async () => {
+  // Up to 4,096 elements an array is made by one call into JS, beyond that element by element:
+  // both sides of that line, as a reply, a batch's results and one drain's completions.
+  const list = freshKey('long');
+  const items = Array.from({ length: 10000 }, (_, i) => `i${i}`);
+  assert.equal(await call(client, 'rpush', list, ...items), items.length);
+  assert.deepEqual(await call(client, 'lrange', list, 0, 4095), items.slice(0, 4096));
+  assert.deepEqual(await call(client, 'lrange', list, 0, -1), items);
+  const b = client.batch();
+  for (let i = 0; i < 5000; i++) b.lindex(list, i);
+  const results = await util.promisify((cb) => b.exec(cb))();
+  assert.deepEqual(results, items.slice(0, 5000));
+  const many = await Promise.all(Array.from({ length: 3000 }, (_, i) => client.lindexAsync(list, 9999 - i)));
+  assert.deepEqual(many, items.slice(7000).reverse());
+});
+
 test('nested array replies are nested arrays', async () => {
   assert.deepEqual(await call(client, 'eval', 'return {1, {2, "x"}}', 0), [1, [2, 'x']]);
   assert.deepEqual(await call(client, 'eval', 'return {{}, {{"deep", {3}}}}', 0), [[], [['deep', [3]]]]);

@@ -18,7 +18,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::Status;
 use napi_derive::napi;
 
-use convert::Drained;
+use convert::{Collector, Drained};
 use options::Options;
 use splits::{Done, Splits};
 
@@ -123,8 +123,9 @@ impl NativeCluster {
     }
 
     /// Everything finished since the last call: `[event..., id, reply, ...]` (see `convert`).
-    #[napi]
-    pub fn drain(&self) -> Drained {
+    /// `collect` is `(...xs) => xs`: arrays are made by calling it (see `convert`).
+    #[napi(ts_args_type = "collect: (...xs: unknown[]) => unknown[]")]
+    pub fn drain(&self, collect: Collector) -> Drained {
         let (completions, events) = self.sink.take();
         let mut done = Vec::with_capacity(completions.len());
         let mut splits = None;
@@ -139,7 +140,11 @@ impl NativeCluster {
                 done.push(d);
             }
         }
-        Drained { done, events }
+        Drained {
+            done,
+            events,
+            collect,
+        }
     }
 
     /// Finishes in-flight commands, then closes every connection; `end` follows.
