@@ -2,7 +2,8 @@
 // central case is two sessions watching the same key: on one shared connection the first EXEC
 // would clear the second one's WATCH and its EXEC would wrongly succeed (a lost update); with a
 // session each, the second EXEC answers null. Also: the happy path, promise twins, CROSSSLOT,
-// a WATCH that meets MOVED after a slot moved behind the client's back, ended sessions, quit.
+// a WATCH that meets MOVED after a slot moved behind the client's back, a WATCH that meets ASK
+// while its slot is half-moved, ended sessions, quit.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -21,6 +22,8 @@ before(async () => {
 after(async () => {
   if (client) await h.quit(client);
   if (other) await h.quit(other);
+  // Run alone, the suite starts a cluster of its own: without this it outlived the suite.
+  await h.stopOwnCluster();
 });
 
 const watch = (...keys) => h.call(client, 'watch', ...keys);
@@ -116,6 +119,57 @@ test('a WATCH whose slot moved behind the client follows MOVED to the new owner'
     assert.deepEqual(await exec(tx.multi().set(key, 'v2')), ['OK']);
     assert.ok(client.stats().moved > movedBefore, 'the WATCH was redirected');
     assert.equal(await h.call(other, 'get', key), 'v2');
+  } finally {
+    await migrateSlot(c, slot, target.port, owner.port);
+  }
+});
+
+/** How many WATCHes node `port` has refused (a redirection counts as a rejected call). */
+async function rejectedWatches(port) {
+  const info = await c.command(port, 'INFO', 'commandstats');
+  const m = /cmdstat_watch:[^\r\n]*rejected_calls=(\d+)/.exec(info);
+  return m ? Number(m[1]) : 0;
+}
+
+test('a WATCH on a key whose slot is mid-migration waits out the ASK, then opens on the new owner', async () => {
+  // A session cannot follow ASK (each later command would need its own ASKING), so its WATCH is
+  // retried until the migration settles: it must neither open on the old owner nor give up.
+  const key = '{w9}:k';
+  const slot = h.RedisClustr.keySlot(key);
+  await h.call(client, 'set', key, 'v1');
+  const owner = client.slots[slot][0];
+  const masters = await c.masters();
+  const target = masters.find((m) => m.port !== owner.port);
+  let session;
+  let opened = false;
+  let failure;
+  try {
+    await migrateSlot(c, slot, owner.port, target.port, {
+      async onStep(name) {
+        if (name !== 'migrated' || failure) return;
+        try {
+          // The key has moved, the slot has not: the old owner answers ASK for it.
+          const before = await rejectedWatches(owner.port);
+          session = watch(key).then((tx) => {
+            opened = true;
+            return tx;
+          });
+          session.catch(() => {});
+          await h.until(async () => (await rejectedWatches(owner.port)) >= before + 2, {
+            timeout: 10000,
+            what: 'the WATCH redirected by ASK at least twice',
+          });
+          assert.equal(opened, false, 'the session did not open while the slot was half-moved');
+        } catch (e) {
+          failure = e; // finish the migration anyway, so the cluster stays whole
+        }
+      },
+    });
+    if (failure) throw failure;
+    const tx = await h.within(session, 10000, 'the WATCH once the slot moved');
+    assert.equal(await h.call(tx, 'get', key), 'v1');
+    assert.deepEqual(await exec(tx.multi().set(key, 'v2')), ['OK']);
+    assert.equal(await c.command(target.port, 'GET', key), 'v2', 'the transaction ran on the new owner');
   } finally {
     await migrateSlot(c, slot, target.port, owner.port);
   }
