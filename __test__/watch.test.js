@@ -3,7 +3,7 @@
 // would clear the second one's WATCH and its EXEC would wrongly succeed (a lost update); with a
 // session each, the second EXEC answers null. Also: the happy path, promise twins, CROSSSLOT,
 // a WATCH that meets MOVED after a slot moved behind the client's back, a WATCH that meets ASK
-// while its slot is half-moved, ended sessions, quit.
+// while its slot is half-moved (and gives up after maxRedirections), ended sessions, quit.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -104,13 +104,18 @@ test('a session ends with exec: later commands on it fail with CLOSED, nothing s
   assert.equal((await h.callError(t2, 'get', '{w7}:k')).code, 'CLOSED');
 });
 
-test('a WATCH whose slot moved behind the client follows MOVED to the new owner', async () => {
-  const key = '{w8}:k';
+/** Sets `key` to v1; returns its slot, the master that owns it and another master to move it to. */
+async function movable(key) {
   const slot = h.RedisClustr.keySlot(key);
   await h.call(client, 'set', key, 'v1');
   const owner = client.slots[slot][0];
-  const masters = await c.masters();
-  const target = masters.find((m) => m.port !== owner.port);
+  const target = (await c.masters()).find((m) => m.port !== owner.port);
+  return { slot, owner, target };
+}
+
+test('a WATCH whose slot moved behind the client follows MOVED to the new owner', async () => {
+  const key = '{w8}:k';
+  const { slot, owner, target } = await movable(key);
   const movedBefore = client.stats().moved;
   await migrateSlot(c, slot, owner.port, target.port);
   try {
@@ -131,46 +136,71 @@ async function rejectedWatches(port) {
   return m ? Number(m[1]) : 0;
 }
 
+/**
+ * Moves `slot` from `owner` to `target`, running `during()` while its keys have moved but the
+ * slot has not (the old owner answers ASK for them). A failure in `during` is thrown once the
+ * move is done, so the cluster stays whole.
+ */
+async function whileHalfMoved(slot, owner, target, during) {
+  let failure;
+  await migrateSlot(c, slot, owner.port, target.port, {
+    async onStep(name) {
+      if (name !== 'migrated') return;
+      try {
+        await during();
+      } catch (e) {
+        failure = e;
+      }
+    },
+  });
+  if (failure) throw failure;
+}
+
 test('a WATCH on a key whose slot is mid-migration waits out the ASK, then opens on the new owner', async () => {
   // A session cannot follow ASK (each later command would need its own ASKING), so its WATCH is
   // retried until the migration settles: it must neither open on the old owner nor give up.
   const key = '{w9}:k';
-  const slot = h.RedisClustr.keySlot(key);
-  await h.call(client, 'set', key, 'v1');
-  const owner = client.slots[slot][0];
-  const masters = await c.masters();
-  const target = masters.find((m) => m.port !== owner.port);
+  const { slot, owner, target } = await movable(key);
   let session;
   let opened = false;
-  let failure;
   try {
-    await migrateSlot(c, slot, owner.port, target.port, {
-      async onStep(name) {
-        if (name !== 'migrated' || failure) return;
-        try {
-          // The key has moved, the slot has not: the old owner answers ASK for it.
-          const before = await rejectedWatches(owner.port);
-          session = watch(key).then((tx) => {
-            opened = true;
-            return tx;
-          });
-          session.catch(() => {});
-          await h.until(async () => (await rejectedWatches(owner.port)) >= before + 2, {
-            timeout: 10000,
-            what: 'the WATCH redirected by ASK at least twice',
-          });
-          assert.equal(opened, false, 'the session did not open while the slot was half-moved');
-        } catch (e) {
-          failure = e; // finish the migration anyway, so the cluster stays whole
-        }
-      },
+    await whileHalfMoved(slot, owner, target, async () => {
+      const before = await rejectedWatches(owner.port);
+      session = watch(key).then((tx) => {
+        opened = true;
+        return tx;
+      });
+      session.catch(() => {});
+      await h.until(async () => (await rejectedWatches(owner.port)) >= before + 2, {
+        timeout: 10000,
+        what: 'the WATCH redirected by ASK at least twice',
+      });
+      assert.equal(opened, false, 'the session did not open while the slot was half-moved');
     });
-    if (failure) throw failure;
     const tx = await h.within(session, 10000, 'the WATCH once the slot moved');
     assert.equal(await h.call(tx, 'get', key), 'v1');
     assert.deepEqual(await exec(tx.multi().set(key, 'v2')), ['OK']);
     assert.equal(await c.command(target.port, 'GET', key), 'v2', 'the transaction ran on the new owner');
   } finally {
+    await migrateSlot(c, slot, target.port, owner.port);
+  }
+});
+
+test('a WATCH that keeps meeting ASK fails with MAX_REDIRECTIONS once its hops are spent', async () => {
+  // Each ASK is a hop: a migration that does not settle ends the wait with an error the caller
+  // can retry on, rather than a WATCH that waits forever.
+  const key = '{w10}:k';
+  const { slot, owner, target } = await movable(key);
+  const strict = await h.connect(c.seeds, { maxRedirections: 2 });
+  try {
+    await whileHalfMoved(slot, owner, target, async () => {
+      const before = await rejectedWatches(owner.port);
+      const err = await h.within(h.callError(strict, 'watch', key), 10000, 'the WATCH under ASK');
+      assert.equal(err.code, 'MAX_REDIRECTIONS');
+      assert.equal(await rejectedWatches(owner.port), before + 3, 'two hops allowed, the third ASK ends it');
+    });
+  } finally {
+    await h.quit(strict);
     await migrateSlot(c, slot, target.port, owner.port);
   }
 });
