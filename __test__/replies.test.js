@@ -122,7 +122,8 @@ test('array replies are arrays, empty arrays stay empty and nils inside stay nul
 
 test('arrays longer than native code builds in one call (4,096) arrive whole and in order', async () => {
   // Up to 4,096 elements an array is made by one call into JS, beyond that element by element:
-  // both sides of that line, as a reply, a batch's results and one drain's completions.
+  // both sides of that line for a reply and for a batch's results, then 3,000 completions at
+  // once (however many drains they take).
   const list = freshKey('long');
   const items = Array.from({ length: 10000 }, (_, i) => `i${i}`);
   assert.equal(await call(client, 'rpush', list, ...items), items.length);

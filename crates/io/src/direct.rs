@@ -2,8 +2,9 @@
 //! GET at a time, the common shape of request-handling code), waking the io thread to write its
 //! command costs more than the write itself. The driver publishes where each slot's master is
 //! and that node's plain TCP connection (`Routes`); `Client::direct` writes a lone command
-//! there and tells the driver (`Msg::Written`), which from then on treats it like any command
-//! it sent: reply, redirection, retry, timeout and connection loss all take the usual path.
+//! there and tells the driver (through a side queue, see `Direct`), which from then on treats
+//! it like any command it sent: reply, redirection, retry, timeout and connection loss all take
+//! the usual path.
 //!
 //! Only the simple case goes direct: one command, one slot, its master (no replica reads), a
 //! plain TCP connection that is up. Anything else goes through the driver as before.
@@ -106,7 +107,7 @@ pub(crate) fn send(
         direct.any.store(true, Ordering::Release);
         true
     };
-    if wire.hand(1, [Some(bytes), None], announce).is_none() {
+    if wire.hand([Some((bytes, 1)), None], announce).is_none() {
         // The connection is closing: the caller sends it the usual way, which reports what
         // becomes of it.
         if let Some(c) = cmd {

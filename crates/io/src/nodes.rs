@@ -74,30 +74,31 @@ struct Node {
 }
 
 impl Node {
-    /// Hands what `out` has coalesced, then `direct` (a large command's own bytes), to the
-    /// writer, in that order so the wire keeps the FIFO's order; every FIFO entry so far is then
-    /// on its way to the server.
-    fn hand_over(&mut self, direct: Option<&Bytes>) {
+    /// Hands what `out` has coalesced, then `direct` (a large command's own bytes and how many
+    /// replies it expects, the last of `staged`), to the writer, in that order so the wire keeps
+    /// the FIFO's order; every FIFO entry so far is then on its way to the server.
+    fn hand_over(&mut self, direct: Option<(&Bytes, u64)>) {
         let State::Ready(w) = &self.state else {
             return;
         };
         if self.out.is_empty() && direct.is_none() {
             return;
         }
-        let chunks = [
-            (!self.out.is_empty()).then(|| self.out.split().freeze()),
-            direct.cloned(),
-        ];
         let n = self.staged.len() as u64;
+        let tail = direct.map_or(0, |(_, r)| r);
+        let chunks = [
+            (!self.out.is_empty()).then(|| (self.out.split().freeze(), n - tail)),
+            direct.map(|(b, r)| (b.clone(), r)),
+        ];
         let seq = match w {
-            Writer::Wire(w) => match w.hand(n, chunks, |_| true) {
+            Writer::Wire(w) => match w.hand(chunks, |_| true) {
                 Some(seq) => seq,
                 // The connection just ended (its event is on the way): the staged requests stay
                 // unwritten, for `failed` to send again.
                 None => return,
             },
             Writer::Chan(c) => {
-                for chunk in chunks.into_iter().flatten() {
+                for (chunk, _) in chunks.into_iter().flatten() {
                     let _ = c.send(chunk);
                 }
                 self.head + self.fifo.len() as u64
@@ -242,13 +243,14 @@ impl Nodes {
             node.out.extend_from_slice(ASKING);
             node.staged.push(None);
         }
-        for _ in 0..replies.max(1) {
+        let replies = replies.max(1);
+        for _ in 0..replies {
             node.staged.push(Some(key));
         }
         if bytes.len() >= DIRECT_MIN {
             // A large command goes to the writer as it is, sharing its bytes: copying a 1 MiB
             // value into the coalescing buffer cost a copy into fresh pages per SET.
-            node.hand_over(Some(bytes));
+            node.hand_over(Some((bytes, replies as u64)));
         } else {
             node.out.extend_from_slice(bytes);
         }

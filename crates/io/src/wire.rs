@@ -8,8 +8,8 @@
 //!
 //! Every request handed over gets a position (`seq`) in the order its reply will arrive; the
 //! driver's FIFO for the node is indexed by it (see `nodes`). The JS thread tells the driver of a
-//! request (`Msg::Written`) before its bytes can reach the server, so the driver always hears of
-//! it before its reply.
+//! request (through `direct`'s side queue) before its bytes can reach the server, so the driver
+//! always hears of it before its reply.
 
 use std::collections::VecDeque;
 use std::io;
@@ -38,7 +38,10 @@ impl Writer {
     pub fn send(&self, bytes: Bytes) -> Result<(), ()> {
         match self {
             Writer::Chan(c) => c.send(bytes).map_err(drop),
-            Writer::Wire(w) => w.hand(0, [Some(bytes), None], |_| true).map(drop).ok_or(()),
+            Writer::Wire(w) => w
+                .hand([Some((bytes, 0)), None], |_| true)
+                .map(drop)
+                .ok_or(()),
         }
     }
 }
@@ -91,14 +94,13 @@ impl Wire {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands over `chunks` (in order), which carry `n` requests that each expect one reply.
-    /// `announce` runs first, under the wire's lock, with the first request's position: when it
-    /// answers false nothing is written. Returns that position, or None when the wire is closed
-    /// or `announce` declined.
+    /// Hands over `chunks` (in order), each with the number of requests it carries (each
+    /// expecting one reply). `announce` runs first, under the wire's lock, with the first
+    /// request's position: when it answers false nothing is written. Returns that position, or
+    /// None when the wire is closed or `announce` declined.
     pub fn hand(
         &self,
-        n: u64,
-        chunks: [Option<Bytes>; 2],
+        chunks: [Option<(Bytes, u64)>; 2],
         announce: impl FnOnce(u64) -> bool,
     ) -> Option<u64> {
         let mut inner = self.lock();
@@ -109,9 +111,13 @@ impl Wire {
         if !announce(seq) {
             return None;
         }
-        inner.next_seq += n;
-        for chunk in chunks.into_iter().flatten() {
-            self.write_or_queue(&mut inner, chunk, seq);
+        for (chunk, n) in chunks.into_iter().flatten() {
+            // Each chunk is queued under its own first request's position: `close` must not
+            // count the requests of a chunk already written as unsent because a later chunk
+            // of the same hand-over is.
+            let first = inner.next_seq;
+            inner.next_seq += n;
+            self.write_or_queue(&mut inner, chunk, first);
         }
         Some(seq)
     }
@@ -238,4 +244,29 @@ async fn write_all(sock: &OwnedWriteHalf, mut buf: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_chunk_partly_written_counts_as_sent_though_the_next_chunk_of_its_hand_over_is_not() {
+        // A peer that never reads: the first chunk (three requests) is too large for the socket
+        // buffers and is partly written; the second (one request) cannot start.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (sock, _peer) = tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+        let (_rd, wr) = sock.unwrap().into_split();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let wire = Wire::start(wr, tx, NodeAddr::new("127.0.0.1", addr.port()), 1);
+        let big = Bytes::from(vec![b'x'; 64 << 20]);
+        let seq = wire.hand(
+            [Some((big, 3)), Some((Bytes::from_static(b"y"), 1))],
+            |_| true,
+        );
+        assert_eq!(seq, Some(0));
+        // Requests 0-2 may have reached the server; only request 3 surely did not.
+        assert_eq!(wire.close(), 3);
+    }
 }
