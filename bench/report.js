@@ -55,7 +55,11 @@ function ratios(medians, scenarios, clients) {
         cpu: o.cpuUsPerOp / m[r.bestPeerCpu].cpuUsPerOp,
         rss: o.peakRssMiB / m[r.bestPeerRss].peakRssMiB,
       };
-      if (m.ioredis) r.ours.rssVsIoredis = o.peakRssMiB / m.ioredis.peakRssMiB;
+      if (m.ioredis) {
+        r.ours.rssVsIoredis = o.peakRssMiB / m.ioredis.peakRssMiB;
+        // What each client holds itself: its peak above the workload's own (flood's floor).
+        if (m.floor) r.ours.rssAboveFloorVsIoredis = (o.peakRssMiB - m.floor.peakRssMiB) / (m.ioredis.peakRssMiB - m.floor.peakRssMiB);
+      }
       if (s.id === 'seq') {
         const bestP50 = best('p50Us', false);
         r.bestPeerP50 = bestP50;
@@ -116,6 +120,18 @@ function tables(medians, rat, scenarios, clients, footnotes, legend) {
         `(${fmt1(o.peakRssMiB)} vs ${fmt1(io.peakRssMiB)} MiB; above each process's RSS right after connecting: ` +
         `${fmt1(o.peakRssMiB - o.baseRssMiB)} vs ${fmt1(io.peakRssMiB - io.baseRssMiB)} MiB, ${fmtX((o.peakRssMiB - o.baseRssMiB) / (io.peakRssMiB - io.baseRssMiB))}).`
     );
+    const floor = medians.flood.floor;
+    if (floor) {
+      lines.push(
+        '',
+        `The workload itself peaks at ${fmt1(floor.peakRssMiB)} MiB with a stand-in that only makes one promise per GET and resolves it ` +
+          `(\`floor\` in bench/clients.js; no client returning promises can go below it` +
+          (floor.peakRssMiB > io.peakRssMiB / 2 ? `, and it is above half of ioredis's peak` : '') +
+          '). ' +
+          `Above that floor, ours holds ${fmt1(o.peakRssMiB - floor.peakRssMiB)} MiB and ioredis ${fmt1(io.peakRssMiB - floor.peakRssMiB)} MiB: ` +
+          `${fmtX(rat.flood.ours.rssAboveFloorVsIoredis)}.`
+      );
+    }
   }
   if (footnotes.length) lines.push('', ...footnotes.map((f, i) => `${i + 1}. ${f}`));
   return lines.join('\n');

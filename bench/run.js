@@ -57,7 +57,7 @@ async function main() {
   }
   ensureDeps();
   const addon = ensureAddon(opts);
-  const { CLIENTS } = require('./clients');
+  const { CLIENTS, FLOOR } = require('./clients');
   const { SCENARIOS, scaled, key, valueOf, KEYSPACE } = require('./workloads');
   const { startCluster } = require(path.join(ROOT, 'scripts', 'cluster.js'));
   const report = require('./report');
@@ -122,11 +122,14 @@ async function main() {
     // Interleaved: every rep runs every scenario for every client before the next rep starts,
     // and the client order rotates per rep, so drift (thermal, noisy neighbours, the servers'
     // memory growing) hits every client alike.
-    const total = opts.reps * scenarios.length * clients.length;
+    // flood also measures FLOOR (the workload's own memory), interleaved like a client.
+    const withFloor = (s) => (s.id === 'flood' ? clients.concat([FLOOR]) : clients);
+    const total = opts.reps * scenarios.reduce((n, s) => n + withFloor(s).length, 0);
     let n = 0;
     for (let rep = 0; rep < opts.reps; rep++) {
       for (const s of scenarios) {
-        const order = clients.map((_, i) => clients[(i + rep) % clients.length]);
+        const these = withFloor(s);
+        const order = these.map((_, i) => these[(i + rep) % these.length]);
         for (const c of order) {
           n++;
           const args = JSON.stringify({ client: c.id, scenario: s.id, seeds, scale: opts.scale, seed: 0x9e3779b9 ^ (rep * 7919 + 1) });
@@ -161,6 +164,10 @@ async function main() {
   }
 
   const medians = report.summarize(results, scenarios, clients);
+  if (medians.flood) {
+    const floor = report.summarize(results, scenarios.filter((s) => s.id === 'flood'), [FLOOR]).flood.floor;
+    if (floor) medians.flood.floor = floor;
+  }
   const rat = report.ratios(medians, scenarios, clients);
   const footnotes = [];
   for (const c of clients) for (const note of Object.values(c.notes || {})) if (!footnotes.includes(note)) footnotes.push(note);

@@ -6,7 +6,8 @@
 const KEYSPACE = 100000;
 const BIG = 1024 * 1024;
 
-const key = (i) => `bench:k:${i}`;
+const KEY_PREFIX = 'bench:k:';
+const key = (i) => `${KEY_PREFIX}${i}`;
 // Deterministic per key, so a GET is verifiable whatever SETs ran before it (SETs write the same
 // value back).
 const valueOf = (i) => `val-${i}-`.padEnd(32, '.');
@@ -230,4 +231,4 @@ const RUN = {
   },
 };
 
-module.exports = { SCENARIOS, RUN, scaled, rng, key, valueOf, KEYSPACE, BIG };
+module.exports = { SCENARIOS, RUN, scaled, rng, key, valueOf, KEYSPACE, BIG, KEY_PREFIX };
