@@ -137,6 +137,30 @@ test('arrays longer than native code builds in one call (4,096) arrive whole and
   assert.deepEqual(many, items.slice(7000).reverse());
 });
 
+test('a tick that queues thousands of commands hands them over in parts, replies in order', async () => {
+  // Memory stays bounded by a burst: every 1,024 commands go to native code at once instead of
+  // the whole tick's queue waiting for its end (100,000 commands held their bytes three times).
+  const list = freshKey('parts');
+  const native = client._native;
+  const submit = native.submit;
+  let handed = 0;
+  native.submit = function (...args) {
+    handed++;
+    return submit.apply(this, args);
+  };
+  try {
+    const jobs = [];
+    for (let i = 0; i < 5000; i++) jobs.push(client.rpushAsync(list, `v${i}`));
+    const duringTick = handed;
+    const lengths = await Promise.all(jobs);
+    assert.ok(duringTick >= 4, `5,000 commands were handed over ${duringTick} times within their tick`);
+    assert.deepEqual(lengths, Array.from({ length: 5000 }, (_, i) => i + 1));
+    assert.deepEqual(await call(client, 'lrange', list, 0, -1), Array.from({ length: 5000 }, (_, i) => `v${i}`));
+  } finally {
+    delete native.submit;
+  }
+});
+
 test('nested array replies are nested arrays', async () => {
   assert.deepEqual(await call(client, 'eval', 'return {1, {2, "x"}}', 0), [1, [2, 'x']]);
   assert.deepEqual(await call(client, 'eval', 'return {{}, {{"deep", {3}}}}', 0), [[], [['deep', [3]]]]);
