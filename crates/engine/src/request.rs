@@ -74,6 +74,33 @@ pub enum Outcome {
     Fail(Error),
 }
 
+/// What a request was last retried after: a commandTimeout error names it, so a caller can tell
+/// a command that waited out a failover (CLUSTERDOWN) from one a silent server never answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryCause {
+    TryAgain,
+    Loading,
+    ClusterDown,
+    MasterDown,
+    ReadOnly,
+    ConnectionRefused,
+    ConnectionLost,
+}
+
+impl RetryCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryCause::TryAgain => "TRYAGAIN",
+            RetryCause::Loading => "LOADING",
+            RetryCause::ClusterDown => "CLUSTERDOWN",
+            RetryCause::MasterDown => "MASTERDOWN",
+            RetryCause::ReadOnly => "READONLY",
+            RetryCause::ConnectionRefused => "a refused connection",
+            RetryCause::ConnectionLost => "a lost connection",
+        }
+    }
+}
+
 /// One request's routing state.
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -82,6 +109,8 @@ pub struct Request {
     started_ms: u64,
     redirections: u8,
     retries: u32,
+    /// One byte, in the padding: the io layer keeps one Request per command in flight.
+    last_retry: Option<RetryCause>,
     /// Boxed: an ASK is rare, and the io layer keeps one Request per command in flight.
     ask: Option<Box<NodeAddr>>,
 }
@@ -94,12 +123,18 @@ impl Request {
             started_ms: now_ms,
             redirections: 0,
             retries: 0,
+            last_retry: None,
             ask: None,
         }
     }
 
     pub fn redirections(&self) -> u8 {
         self.redirections
+    }
+
+    /// How many times the request was retried, and after what the last time (None: never).
+    pub fn retried(&self) -> Option<(u32, RetryCause)> {
+        self.last_retry.map(|c| (self.retries, c))
     }
 
     /// Where to send the request next. `rand` picks among replicas or masters.
@@ -171,10 +206,11 @@ impl Request {
                     Outcome::Resend
                 }
             },
-            Redirect::TryAgain | Redirect::Loading => self.backoff(reply, now_ms, policy, false),
-            Redirect::ClusterDown | Redirect::MasterDown | Redirect::ReadOnly => {
-                self.backoff(reply, now_ms, policy, true)
-            }
+            Redirect::TryAgain => self.backoff(reply, now_ms, policy, RetryCause::TryAgain),
+            Redirect::Loading => self.backoff(reply, now_ms, policy, RetryCause::Loading),
+            Redirect::ClusterDown => self.backoff(reply, now_ms, policy, RetryCause::ClusterDown),
+            Redirect::MasterDown => self.backoff(reply, now_ms, policy, RetryCause::MasterDown),
+            Redirect::ReadOnly => self.backoff(reply, now_ms, policy, RetryCause::ReadOnly),
         }
     }
 
@@ -196,13 +232,13 @@ impl Request {
                 ),
             ));
         }
-        let kind = if written {
-            ErrorKind::ConnectionLost
+        let (kind, why) = if written {
+            (ErrorKind::ConnectionLost, RetryCause::ConnectionLost)
         } else {
-            ErrorKind::ConnectionRefused
+            (ErrorKind::ConnectionRefused, RetryCause::ConnectionRefused)
         };
         let err = Reply::Error(format!("{} {node}: {cause}", kind.code()).into());
-        match self.backoff(err, now_ms, policy, true) {
+        match self.backoff(err, now_ms, policy, why) {
             Outcome::Done(_) => Outcome::Fail(Error::new(
                 kind,
                 format!("could not reach {node} within the retry budget: {cause}"),
@@ -258,12 +294,15 @@ impl Request {
         reply: Reply,
         now_ms: u64,
         policy: &RetryPolicy,
-        refresh: bool,
+        cause: RetryCause,
     ) -> Outcome {
         if now_ms.saturating_sub(self.started_ms) >= policy.budget_ms {
             return Outcome::Done(reply);
         }
+        // A map refresh first, unless the slot is only busy (TRYAGAIN) or its node loading.
+        let refresh = !matches!(cause, RetryCause::TryAgain | RetryCause::Loading);
         self.retries += 1;
+        self.last_retry = Some(cause);
         // 25, 50, 100, 200, then 250 ms: quick for a short TRYAGAIN, gentle during a failover.
         let delay_ms = (25u64 << (self.retries - 1).min(4)).min(250);
         Outcome::Retry { delay_ms, refresh }
@@ -422,6 +461,7 @@ mod tests {
             ..RetryPolicy::default()
         };
         let mut r = Request::new(Target::Slot(1), false, 0);
+        assert_eq!(r.retried(), None);
         assert_eq!(
             r.on_reply(
                 err("TRYAGAIN Multiple keys request during rehashing of slot"),
@@ -441,6 +481,7 @@ mod tests {
                 refresh: true
             }
         );
+        assert_eq!(r.retried(), Some((2, RetryCause::ClusterDown)));
         assert_eq!(
             r.on_reply(
                 err("LOADING Redis is loading the dataset in memory"),
@@ -462,6 +503,7 @@ mod tests {
             ),
             Outcome::Retry { refresh: true, .. }
         ));
+        assert_eq!(r.retried(), Some((4, RetryCause::ReadOnly)));
         let down = err("CLUSTERDOWN The cluster is down");
         assert_eq!(
             r.on_reply(down.clone(), &a(1), 1000, &p),
@@ -498,6 +540,7 @@ mod tests {
             r.on_connection_lost(&a(1), true, "reset", 0, &p),
             Outcome::Retry { .. }
         ));
+        assert_eq!(r.retried(), Some((1, RetryCause::ConnectionLost)));
         match r.on_connection_lost(&a(1), false, "refused", 6000, &p) {
             Outcome::Fail(e) => assert_eq!(e.kind, ErrorKind::ConnectionRefused),
             other => panic!("{other:?}"),

@@ -132,10 +132,20 @@ impl Driver {
                 break;
             }
             self.deadlines.pop_front();
-            if self.entry(ticket).is_some() {
+            if let Some(entry) = self.entry(ticket) {
+                // Waiting out a failover (CLUSTERDOWN) and a server that never answered look
+                // alike otherwise; the retries say which it was.
+                let retried = match entry.req.retried() {
+                    Some((n, cause)) => format!(
+                        "; retried {n} time{}, the last after {}",
+                        if n == 1 { "" } else { "s" },
+                        cause.as_str()
+                    ),
+                    None => String::new(),
+                };
                 let err = Error::new(
                     ErrorKind::Timeout,
-                    format!("no reply within commandTimeout ({ms} ms); a write may or may not have been applied"),
+                    format!("no reply within commandTimeout ({ms} ms){retried}; a write may or may not have been applied"),
                 );
                 self.fail(ticket.0, err);
             }

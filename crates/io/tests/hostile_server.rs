@@ -537,3 +537,41 @@ async fn malformed_redirections_fail_with_protocol_and_a_valid_one_is_followed()
     );
     assert_no_io_panic();
 }
+
+#[tokio::test]
+async fn a_command_timed_out_while_retrying_says_what_it_retried_after() {
+    // A command that waits out CLUSTERDOWN until commandTimeout must not read like one a silent
+    // server never answered: the TIMEOUT names its retries and the last cause.
+    let server = Server::start().await;
+    let mut h = Harness::start_with(&server, true, |c| c.command_timeout_ms = Some(400)).await;
+    for _ in 0..64 {
+        server.script(Hostile::Send(
+            b"-CLUSTERDOWN The cluster is down\r\n".to_vec(),
+        ));
+    }
+    let err = expect_err(
+        h.set(b"trigger").await,
+        ErrorKind::Timeout.code(),
+        "CLUSTERDOWN until the deadline",
+    );
+    assert!(
+        err.message.contains("the last after CLUSTERDOWN"),
+        "{}",
+        err.message
+    );
+    // One retry per CLUSTERDOWN answer; the deadline may fall before or after the last resend.
+    let retries: usize = err
+        .message
+        .split("; retried ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no retry count in {:?}", err.message));
+    let sent = server.served(b"trigger").len();
+    assert!(
+        retries >= 1 && (sent - 1..=sent).contains(&retries),
+        "{sent} sends, {retries} retries: {}",
+        err.message
+    );
+    assert_no_io_panic();
+}
