@@ -128,6 +128,9 @@ class Workload {
         if (err) {
           rec.code = String(err.code);
           this.codes[rec.code] = (this.codes[rec.code] || 0) + 1;
+          // A TIMEOUT says what the command was last retried after (a failover's CLUSTERDOWN
+          // reads very differently from a server that never answered): kept for the samples.
+          if (rec.code === 'TIMEOUT') rec.why = (/; (retried [^;]+)/.exec(String(err.message)) || [])[1] || 'not retried';
         }
         this.ops.push(rec);
         resolve({ err, value, st: rec.st });

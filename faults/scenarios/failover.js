@@ -114,7 +114,7 @@ function unaffectedErrors(ctx, f) {
     f.unaffectedSamples = ctx.wl.ops
       .filter((o) => o.t0 >= ctx.faultAt && o.st !== 'ok' && unaffected(o))
       .slice(0, 5)
-      .map((o) => `${o.k} slot ${o.s} at +${o.t0 - ctx.faultAt} ms took ${o.t1 - o.t0} ms: ${o.code}`);
+      .map((o) => `${o.k} slot ${o.s} at +${o.t0 - ctx.faultAt} ms took ${o.t1 - o.t0} ms: ${o.code}${o.why ? ` (${o.why})` : ''}`);
   }
 }
 
