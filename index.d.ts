@@ -123,6 +123,8 @@ declare namespace RedisClustr {
     retryBudget?: number;
     /** ms: one deadline per command over queueing, redirections and retries (TIMEOUT after). */
     commandTimeout?: number;
+    /** µs the JS thread stays awake for the reply after a lone command it wrote (default 200, at most 1000; 0: never). */
+    spinMicros?: number;
     /** Commands awaiting a reply at once; beyond it QUEUE_FULL at the call. */
     maxInFlight?: number;
     /** Encoded bytes of commands awaiting a reply; beyond it QUEUE_FULL at the call. */
@@ -156,6 +158,10 @@ declare namespace RedisClustr {
     retries: number;
     refreshes: number;
     slotPatches: number;
+    /** Spins after a lone command that ended on an event (normally its reply); see spinMicros. */
+    spinHits: number;
+    /** Spins that reached spinMicros without one. */
+    spinMisses: number;
   }
 
   type QueuedCommand = { name: string; args: Arg[]; cb?: Callback<any> };

@@ -32,7 +32,9 @@ const RESERVED = new Set(['quit', 'multi', 'batch', 'exec', 'send_command', 'con
 // 'InvalidArg'; callers get SPEC §3's INVALID_ARG like for the checks made here.
 function createNative(options, wake, natFn) {
   try {
-    return new NativeCluster(options, wake, natFn);
+    // `wake` twice: once for the io thread's wake-ups, once for the spin after a lone write to
+    // call directly when the reply is in (src/binding/spin.rs).
+    return new NativeCluster(options, wake, natFn, wake);
   } catch (e) {
     if (e && e.code === 'InvalidArg') throw clientError('INVALID_ARG', e.message);
     throw e;
@@ -478,7 +480,7 @@ class RedisClustr extends EventEmitter {
   // Diagnostics: redirections followed and topology work done so far.
   stats() {
     const s = this._native.stats();
-    return { moved: s[0], ask: s[1], retries: s[2], refreshes: s[3], slotPatches: s[4] };
+    return { moved: s[0], ask: s[1], retries: s[2], refreshes: s[3], slotPatches: s[4], spinHits: s[5], spinMisses: s[6] };
   }
 }
 

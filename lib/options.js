@@ -102,6 +102,7 @@ function nativeOptions(config, nat) {
     maxRedirections: num(config.maxRedirections, 'maxRedirections'),
     retryBudget: num(config.retryBudget, 'retryBudget'),
     commandTimeout: num(config.commandTimeout, 'commandTimeout'),
+    spinMicros: num(config.spinMicros, 'spinMicros'),
     tls: tlsOptions(ro.tls),
     natMap: nat.entries,
     prefix: prefixBytes(ro.prefix),

@@ -6,16 +6,18 @@ mod external;
 mod options;
 mod panics;
 mod prefix;
+mod spin;
 mod splits;
 mod submit;
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
 use clustr_engine::ErrorKind;
 use clustr_io::{Client, Sink};
 use napi::bindgen_prelude::BufferSlice;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
-use napi::Status;
+use napi::{Env, Status};
 use napi_derive::napi;
 
 use convert::{Collector, Drained};
@@ -37,14 +39,25 @@ pub struct NativeCluster {
     splits: Mutex<Splits>,
     /// `redisOptions.prefix`, put in front of every key argument (see `prefix`).
     prefix: Option<Vec<u8>>,
+    /// Keeps this thread awake after a lone direct write (see `spin`); None when off.
+    spin: Option<Arc<spin::Spin>>,
 }
 
 #[napi]
 impl NativeCluster {
     /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return.
     #[napi(constructor)]
-    pub fn new(mut options: Options, wake: Wake, nat: Option<NatFn>) -> napi::Result<Self> {
+    pub fn new(
+        env: Env,
+        mut options: Options,
+        wake: Wake,
+        nat: Option<NatFn>,
+        wake_now: Option<spin::WakeNow>,
+    ) -> napi::Result<Self> {
         panics::install_counter();
+        let spin_us = options
+            .spin_micros
+            .map_or(spin::DEFAULT_US, |us| us.min(spin::MAX_US as f64) as u32);
         let prefix = options
             .prefix
             .take()
@@ -57,6 +70,7 @@ impl NativeCluster {
         let sink = Arc::new(Sink::new(Box::new(move || {
             wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         })));
+        let sink_for_spin = sink.clone();
         let client = Client::start(config, sink.clone())
             .map_err(|e| napi::Error::from_reason(format!("could not start the io thread: {e}")))?;
         Ok(NativeCluster {
@@ -64,6 +78,7 @@ impl NativeCluster {
             sink,
             splits: Mutex::new(Splits::default()),
             prefix,
+            spin: wake_now.and_then(|w| spin::Spin::start(env.raw(), spin_us, sink_for_spin, w)),
         })
     }
 
@@ -98,7 +113,12 @@ impl NativeCluster {
         if idle == Some(true) && lone {
             if let Some(cmd) = rest.commands.pop() {
                 match self.client.direct(cmd) {
-                    Ok(()) => return,
+                    Ok(()) => {
+                        if let Some(spin) = &self.spin {
+                            spin.arm();
+                        }
+                        return;
+                    }
                     Err(cmd) => rest.commands.push(cmd),
                 }
             }
@@ -157,6 +177,9 @@ impl NativeCluster {
     #[napi]
     pub fn close(&self) {
         self.sink.release_wake();
+        if let Some(spin) = &self.spin {
+            spin.close();
+        }
     }
 
     /// createClient hook: link `id`'s JS client answered its handshake; commands may flow.
@@ -190,7 +213,22 @@ impl NativeCluster {
             s.retries as f64,
             s.refreshes as f64,
             s.slot_patches as f64,
+            self.spin
+                .as_ref()
+                .map_or(0.0, |x| x.hits.load(Relaxed) as f64),
+            self.spin
+                .as_ref()
+                .map_or(0.0, |x| x.misses.load(Relaxed) as f64),
         ]
+    }
+}
+
+impl Drop for NativeCluster {
+    // Collected without close(): the handle goes now (finalizers run on the loop's thread).
+    fn drop(&mut self) {
+        if let Some(spin) = &self.spin {
+            spin.close();
+        }
     }
 }
 

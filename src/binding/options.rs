@@ -65,6 +65,8 @@ pub struct Options {
     pub max_redirections: Option<u32>,
     pub retry_budget: Option<f64>,
     pub command_timeout: Option<f64>,
+    /// µs the JS thread may stay awake for a reply after a lone write (0: never; see `spin`).
+    pub spin_micros: Option<f64>,
     pub tls: Option<TlsOptions>,
     pub nat_map: Option<Vec<NatEntry>>,
     /// `redisOptions.prefix` as bytes; taken by `NativeCluster` (it is not io configuration).

@@ -2,6 +2,7 @@
 //! The wake callback fires only when the sink goes from empty to non-empty, so a burst of replies
 //! costs one wake-up and one drain, not one per reply.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -94,6 +95,8 @@ pub struct Sink {
     pending: Mutex<Pending>,
     /// None once released: the embedder no longer wants (or can take) wake-ups.
     wake: Mutex<Option<Wake>>,
+    /// Whether anything is pending, readable without the lock (see `has_work`).
+    work: AtomicBool,
 }
 
 impl Sink {
@@ -101,6 +104,7 @@ impl Sink {
         Sink {
             pending: Mutex::new(Pending::default()),
             wake: Mutex::new(Some(wake)),
+            work: AtomicBool::new(false),
         }
     }
 
@@ -118,6 +122,7 @@ impl Sink {
                 p.completions.append(&mut completions);
             }
             p.events.append(&mut events);
+            self.work.store(true, Ordering::Release);
             was_empty
         };
         if was_empty {
@@ -125,6 +130,12 @@ impl Sink {
                 wake();
             }
         }
+    }
+
+    /// Whether `take` would return anything, without taking the lock: a consumer that is awake
+    /// anyway may take it before the wake-up arrives. A hint: `take` is still the truth.
+    pub fn has_work(&self) -> bool {
+        self.work.load(Ordering::Acquire)
     }
 
     /// Drops the wake callback (after `End`), so it stops keeping the embedder alive.
@@ -136,6 +147,7 @@ impl Sink {
     /// Takes everything pending.
     pub fn take(&self) -> (Vec<Completion>, Vec<Event>) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        self.work.store(false, Ordering::Release);
         (
             std::mem::take(&mut p.completions),
             std::mem::take(&mut p.events),
