@@ -76,7 +76,9 @@ mod uv {
 }
 
 /// The state the JS thread and the prepare handle share. Only the JS thread touches it; the
-/// fields are atomics so the client object stays `Send`.
+/// fields are atomics so the client object stays `Send`. (Without unix, nothing spins and most
+/// fields are never read.)
+#[cfg_attr(not(unix), allow(dead_code))]
 pub struct Spin {
     cap: Duration,
     armed: AtomicBool,
@@ -356,6 +358,3 @@ unsafe extern "C" fn on_env_exit(hook: sys::napi_async_cleanup_hook_handle, arg:
     spin.hook.store(hook, Relaxed);
     close_handle(&spin);
 }
-
-#[cfg(not(unix))]
-unsafe extern "C" fn on_env_exit(_hook: sys::napi_async_cleanup_hook_handle, _arg: *mut c_void) {}
