@@ -1,7 +1,8 @@
 // The JS thread's spin after a lone command it wrote itself (src/binding/spin.rs), against a real
 // local Redis Cluster: it ends on the reply and delivers it (counted in stats().spinHits), gives
 // up at its cap on a reply that is slow to come (spinMisses) and still delivers it, pauses after
-// a run of misses, is off with `spinMicros: 0`, and never stands in for a reply or reorders one.
+// a run of misses, spends one cap per loop turn however many clients are armed, is off with
+// `spinMicros: 0`, and never stands in for a reply or reorders one.
 // Latency is the benchmark's business (bench/, seq): nothing here is timed.
 'use strict';
 
@@ -52,6 +53,29 @@ test('a reply slower than the cap is a miss and still arrives; misses in a row p
     assert.equal(s.spinHits, 0, JSON.stringify(s));
   } finally {
     await quit(client);
+  }
+});
+
+test('two clients armed in the same loop turn spend one cap between them', async () => {
+  // Short spins, so that an unrelated event rarely ends one early.
+  const a = await connect(c.seeds, { spinMicros: 10 });
+  const b = await connect(c.seeds, { spinMicros: 10 });
+  try {
+    // Each round, each client writes one lone BLPOP in the same tick; both replies take 100 ms.
+    const rounds = 6;
+    for (let i = 0; i < rounds; i++) {
+      const got = await Promise.all([call(a, 'blpop', `${PREFIX}emptyA`, '0.1'), call(b, 'blpop', `${PREFIX}emptyB`, '0.1')]);
+      assert.deepEqual(got, [null, null]);
+    }
+    const misses = a.stats().spinMisses + b.stats().spinMisses;
+    // At most one spin per round runs out; the other client's, right after it in the same turn,
+    // is skipped (without that, 2 per round). A spin may also end early on another event, and a
+    // preempted thread may split a turn: hence a bound, not an exact count.
+    assert.ok(misses <= rounds + 1, `${misses} misses in ${rounds} rounds`);
+    assert.ok(misses > 0, 'no spin ran out at all');
+  } finally {
+    await quit(a);
+    await quit(b);
   }
 });
 

@@ -11,7 +11,9 @@
 //! epoll fd (without taking its events) until anything is ready (normally the io thread's wake-up
 //! for the reply), the loop's next timer is due, or `cap` has passed. So it delays no callback:
 //! it only spends time the thread would have slept, as CPU. After 8 spins in a row that saw no
-//! event within the cap (a server too far away), it pauses for the next 256 lone commands.
+//! event within the cap (a server too far away), it pauses for the next 256 lone commands. With
+//! several clients on one thread, one cap per loop turn is spent at most; with one CPU, never
+//! (the spinning thread would keep the io thread, which must deliver the reply, off the CPU).
 //! When the event that ends the spin is the io thread's wake-up (the sink has work), the spin
 //! calls the shim's wake function itself, as the libuv async callback would a moment later:
 //! that path (epoll, the eventfd read, N-API's queue) cost another ~7 µs per GET. The async
@@ -21,10 +23,14 @@
 //! when the client is collected, and otherwise by an async cleanup hook when the environment
 //! exits (a worker thread's loop must have no open handle left when it closes).
 
+#[cfg(unix)]
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 
 use clustr_io::Sink;
 use napi::bindgen_prelude::FunctionRef;
@@ -39,9 +45,20 @@ pub const DEFAULT_US: u32 = 200;
 /// The most a caller may ask for: a spin must never hold the thread for a timer's length.
 pub const MAX_US: u32 = 1000;
 /// Spins in a row that saw no event before the cap, after which spinning pauses.
+#[cfg(unix)]
 const MISSES_BEFORE_PAUSE: u32 = 8;
 /// Lone commands that are not followed by a spin during a pause.
+#[cfg(unix)]
 const PAUSE: u32 = 256;
+/// A spin that would start this soon after another one ran out is in the same loop turn.
+#[cfg(unix)]
+const SAME_TURN: Duration = Duration::from_micros(20);
+
+#[cfg(unix)]
+thread_local! {
+    /// When a spin on this thread (any client's) last ran out without an event.
+    static LAST_MISS: Cell<Option<Instant>> = const { Cell::new(None) };
+}
 
 #[cfg(unix)]
 mod uv {
@@ -50,6 +67,11 @@ mod uv {
     use napi::sys::uv_loop_s;
 
     pub const UV_PREPARE: c_int = 9;
+    /// `nfds_t`: unsigned int on macOS, unsigned long on Linux.
+    #[cfg(target_os = "macos")]
+    pub type Nfds = std::ffi::c_uint;
+    #[cfg(not(target_os = "macos"))]
+    pub type Nfds = c_ulong;
     pub const POLLIN: i16 = 1;
 
     #[repr(C)]
@@ -71,7 +93,8 @@ mod uv {
         pub fn uv_close(handle: *mut c_void, cb: unsafe extern "C" fn(*mut c_void));
         pub fn uv_backend_fd(lp: *const uv_loop_s) -> c_int;
         pub fn uv_backend_timeout(lp: *const uv_loop_s) -> c_int;
-        pub fn poll(fds: *mut PollFd, n: c_ulong, timeout: c_int) -> c_int;
+        pub fn uv_update_time(lp: *mut uv_loop_s);
+        pub fn poll(fds: *mut PollFd, n: Nfds, timeout: c_int) -> c_int;
     }
 }
 
@@ -107,7 +130,10 @@ impl Spin {
         sink: Arc<Sink>,
         wake: WakeNow,
     ) -> Option<Arc<Spin>> {
-        if cap_us == 0 {
+        // With one CPU (or a quota of one), a spinning JS thread would keep the io thread that
+        // must deliver the reply off the CPU: every spin would run out.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cap_us == 0 || cpus < 2 {
             return None;
         }
         let mut lp = std::ptr::null_mut();
@@ -149,10 +175,12 @@ impl Spin {
             let layout = handle_layout();
             let handle = std::alloc::alloc(layout) as *mut c_void;
             if handle.is_null() {
+                sys::napi_async_destroy(env, ctx);
                 return None;
             }
             if uv::uv_prepare_init(lp, handle) != 0 {
                 std::alloc::dealloc(handle as *mut u8, layout);
+                sys::napi_async_destroy(env, ctx);
                 return None;
             }
             *(handle as *mut *const Spin) = Arc::into_raw(spin.clone());
@@ -167,7 +195,10 @@ impl Spin {
             {
                 spin.hook.store(hook, Relaxed);
             } else {
+                // Without the hook a worker's exit would find the handle open: no spin then.
                 drop(Arc::from_raw(arg as *const Spin));
+                spin.close();
+                return None;
             }
         }
         Some(spin)
@@ -256,9 +287,19 @@ impl Spin {
             self.paused.store(paused - 1, Relaxed);
             return;
         }
+        // Another client's spin on this thread just ran out in this same loop turn: one cap per
+        // turn, however many clients are armed.
+        let now = Instant::now();
+        if LAST_MISS.with(|m| m.get().is_some_and(|t| now.duration_since(t) < SAME_TURN)) {
+            return;
+        }
         let lp = self.lp.load(Relaxed);
-        // SAFETY: the loop outlives its handles; both calls only read it.
-        let (timeout, fd) = unsafe { (uv::uv_backend_timeout(lp), uv::uv_backend_fd(lp)) };
+        // SAFETY: the loop outlives its handles. The loop's clock is brought up to date first:
+        // the next timer's distance is then measured from now, not from the last poll.
+        let (timeout, fd) = unsafe {
+            uv::uv_update_time(lp);
+            (uv::uv_backend_timeout(lp), uv::uv_backend_fd(lp))
+        };
         if timeout == 0 || fd < 0 {
             return; // the loop will not sleep: there is work already
         }
@@ -280,7 +321,9 @@ impl Spin {
             round = round.wrapping_add(1);
             let reply = self.sink.has_work();
             // SAFETY: one valid pollfd, zero timeout.
-            if reply || (round.is_multiple_of(8) && unsafe { uv::poll(&mut pfd, 1, 0) } > 0) {
+            if reply || (round & 7 == 0 && unsafe { uv::poll(&mut pfd, 1, 0) } > 0) {
+                // SAFETY: as above; libuv then takes the time spun off the timers' wait.
+                unsafe { uv::uv_update_time(lp) };
                 self.hits.fetch_add(1, Relaxed);
                 self.misses_in_row.store(0, Relaxed);
                 if reply {
@@ -289,6 +332,9 @@ impl Spin {
                 return;
             }
             if start.elapsed() >= cap {
+                // SAFETY: as above.
+                unsafe { uv::uv_update_time(lp) };
+                LAST_MISS.with(|m| m.set(Some(Instant::now())));
                 self.misses.fetch_add(1, Relaxed);
                 let n = self.misses_in_row.load(Relaxed) + 1;
                 if n >= MISSES_BEFORE_PAUSE {
@@ -333,16 +379,15 @@ unsafe extern "C" fn on_prepare(handle: *mut c_void) {
 unsafe extern "C" fn on_close(handle: *mut c_void) {
     let spin = Arc::from_raw(*(handle as *const *const Spin));
     std::alloc::dealloc(handle as *mut u8, handle_layout());
-    // Closed by the environment's exit: it waits until the hook is removed. Closed by the
-    // client: the async context goes too (not earlier: a wake_now may have been using it).
+    // The async context goes only now: a wake_now may have been using it when close() ran.
+    // Closed by the environment's exit: the exit waits until the hook is removed.
+    let ctx = spin.ctx.swap(std::ptr::null_mut(), Relaxed);
+    if !ctx.is_null() {
+        sys::napi_async_destroy(spin.env.load(Relaxed), ctx);
+    }
     let hook = spin.hook.swap(std::ptr::null_mut(), Relaxed);
     if !hook.is_null() {
         sys::napi_remove_async_cleanup_hook(hook);
-    } else {
-        let ctx = spin.ctx.swap(std::ptr::null_mut(), Relaxed);
-        if !ctx.is_null() {
-            sys::napi_async_destroy(spin.env.load(Relaxed), ctx);
-        }
     }
 }
 
