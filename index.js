@@ -32,9 +32,7 @@ const RESERVED = new Set(['quit', 'multi', 'batch', 'exec', 'send_command', 'con
 // 'InvalidArg'; callers get SPEC §3's INVALID_ARG like for the checks made here.
 function createNative(options, wake, natFn) {
   try {
-    // `wake` twice: once for the io thread's wake-ups, once for the spin after a lone write to
-    // call directly when the reply is in (src/binding/spin.rs).
-    return new NativeCluster(options, wake, natFn, wake);
+    return new NativeCluster(options, wake, natFn);
   } catch (e) {
     if (e && e.code === 'InvalidArg') throw clientError('INVALID_ARG', e.message);
     throw e;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use clustr_engine::ErrorKind;
 use clustr_io::{Client, Sink};
-use napi::bindgen_prelude::BufferSlice;
+use napi::bindgen_prelude::{BufferSlice, Function};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
 use napi_derive::napi;
@@ -45,14 +45,14 @@ pub struct NativeCluster {
 
 #[napi]
 impl NativeCluster {
-    /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return.
+    /// Starts discovering the cluster. `wake` is called whenever `drain` has something to return:
+    /// by the io thread (through a threadsafe function), or by the spin after a lone write.
     #[napi(constructor)]
     pub fn new(
         env: Env,
         mut options: Options,
-        wake: Wake,
+        wake: Function<(), ()>,
         nat: Option<NatFn>,
-        wake_now: Option<spin::WakeNow>,
     ) -> napi::Result<Self> {
         panics::install_counter();
         let spin_us = options
@@ -67,10 +67,11 @@ impl NativeCluster {
         if let Some(f) = nat {
             config.nat_map.resolver = Some(options::nat_resolver(f));
         }
+        let tsfn: Wake = wake.build_threadsafe_function().build()?;
         let sink = Arc::new(Sink::new(Box::new(move || {
-            wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+            tsfn.call((), ThreadsafeFunctionCallMode::NonBlocking);
         })));
-        let sink_for_spin = sink.clone();
+        let spin = spin::Spin::start(env.raw(), spin_us, sink.clone(), &wake);
         let client = Client::start(config, sink.clone())
             .map_err(|e| napi::Error::from_reason(format!("could not start the io thread: {e}")))?;
         Ok(NativeCluster {
@@ -78,7 +79,7 @@ impl NativeCluster {
             sink,
             splits: Mutex::new(Splits::default()),
             prefix,
-            spin: wake_now.and_then(|w| spin::Spin::start(env.raw(), spin_us, sink_for_spin, w)),
+            spin,
         })
     }
 

@@ -4,20 +4,21 @@
 //! Why: a reply crosses two threads (the io thread reads it, then wakes the JS thread), and on a
 //! VM a sleeping thread is slow to wake. Measured on the 2-vCPU bench VM, one GET at a time: with
 //! the JS thread kept awake after its write, p50 went from 95 to 64 µs (redis-clustr, which wakes
-//! once, 62–65 µs), for ~15 % more CPU per GET.
+//! once, 62–65 µs), for 15–25 % more CPU per GET.
 //!
 //! How: a libuv prepare handle runs when the loop has run every callback, tick and microtask and
 //! is about to block. If a lone command was written since the last time, it polls the loop's own
-//! epoll fd (without taking its events) until anything is ready (normally the io thread's wake-up
-//! for the reply), the loop's next timer is due, or `cap` has passed. So it delays no callback:
+//! epoll fd (without taking its events) and the sink's flag until anything is ready (normally the
+//! reply), the loop's next timer is due, or `cap` has passed. So it delays no callback:
 //! it only spends time the thread would have slept, as CPU. After 8 spins in a row that saw no
 //! event within the cap (a server too far away), it pauses for the next 256 lone commands. With
 //! several clients on one thread, one cap per loop turn is spent at most; with one CPU, never
 //! (the spinning thread would keep the io thread, which must deliver the reply, off the CPU).
 //! When the event that ends the spin is the io thread's wake-up (the sink has work), the spin
-//! calls the shim's wake function itself, as the libuv async callback would a moment later:
-//! that path (epoll, the eventfd read, N-API's queue) cost another ~7 µs per GET. The async
-//! callback still comes, and finds little or nothing to take.
+//! calls the shim's wake function itself, as the libuv async callback would a moment later: a
+//! first version that left it to that path (epoll, the eventfd read, N-API's queue) had a p50
+//! ~7 µs above a probe that took the replies at once. The async callback still comes, and finds
+//! little or nothing to take.
 //!
 //! Lifetime: the handle is unref'd (it never keeps the process alive), closed by `close()` or
 //! when the client is collected, and otherwise by an async cleanup hook when the environment
@@ -33,11 +34,11 @@ use std::time::Duration;
 use std::time::Instant;
 
 use clustr_io::Sink;
-use napi::bindgen_prelude::FunctionRef;
-use napi::sys;
+use napi::bindgen_prelude::{Function, FunctionRef};
+use napi::{sys, JsValue};
 
 /// The shim's wake function: takes what the sink holds and settles it.
-pub type WakeNow = FunctionRef<(), ()>;
+type WakeNow = FunctionRef<(), ()>;
 
 /// The cap when the caller sets none (`spinMicros`): above a loopback or same-rack round trip
 /// through both threads on a slow VM (60–100 µs), far below a timer's 1 ms.
@@ -128,7 +129,7 @@ impl Spin {
         env: sys::napi_env,
         cap_us: u32,
         sink: Arc<Sink>,
-        wake: WakeNow,
+        wake: &Function<(), ()>,
     ) -> Option<Arc<Spin>> {
         // With one CPU (or a quota of one), a spinning JS thread would keep the io thread that
         // must deliver the reply off the CPU: every spin would run out.
@@ -136,6 +137,7 @@ impl Spin {
         if cap_us == 0 || cpus < 2 {
             return None;
         }
+        let wake = wake.create_ref().ok()?;
         let mut lp = std::ptr::null_mut();
         let mut ctx = std::ptr::null_mut();
         // SAFETY: env is the live environment of the constructor call.
@@ -209,7 +211,7 @@ impl Spin {
         _env: sys::napi_env,
         _cap_us: u32,
         _sink: Arc<Sink>,
-        _wake: WakeNow,
+        _wake: &Function<(), ()>,
     ) -> Option<Arc<Spin>> {
         None
     }
@@ -262,10 +264,8 @@ impl Spin {
                 let mut out = std::ptr::null_mut();
                 // napi_make_callback needs an object as `this` (undefined throws).
                 sys::napi_get_global(env, &mut recv);
-                let fv = napi::bindgen_prelude::ToNapiValue::to_napi_value(env, f)
-                    .unwrap_or(std::ptr::null_mut());
                 let status =
-                    sys::napi_make_callback(env, ctx, recv, fv, 0, std::ptr::null(), &mut out);
+                    sys::napi_make_callback(env, ctx, recv, f.raw(), 0, std::ptr::null(), &mut out);
                 if status == sys::Status::napi_pending_exception {
                     let mut e = std::ptr::null_mut();
                     sys::napi_get_and_clear_last_exception(env, &mut e);
