@@ -55,13 +55,24 @@ test('one command at a time: the spin ends on each reply and delivers it, in ord
 test('a reply slower than the cap is a miss and still arrives; misses in a row pause the spin', { skip: SKIP }, async () => {
   const client = await connect(c.seeds, { spinMicros: 50 });
   try {
-    // BLPOP on an empty list: the server holds the reply for 100 ms, far past the 50 µs cap.
-    // Twelve: the first commands of a client may go through the io thread (no spin).
-    for (let i = 0; i < 12; i++) assert.equal(await call(client, 'blpop', `${PREFIX}empty`, '0.1'), null);
+    // BLPOP on an empty list: the server holds the reply for 100 ms, far past the 50 µs cap, so
+    // a spin runs out. Eight in a row start the pause: from then on commands do not spin at all.
+    // Until the pause shows (four commands in a row with no spin, after a miss), with a
+    // deadline: an unrelated event may end a spin early (a hit), which restarts the count, and
+    // a client's first commands may go through the io thread (no spin either).
+    const spins = () => {
+      const s = client.stats();
+      return s.spinHits + s.spinMisses;
+    };
+    let quiet = 0;
+    for (let i = 0; quiet < 4; i++) {
+      assert.ok(i < 60, `no pause after ${i} slow lone commands: ${JSON.stringify(client.stats())}`);
+      const before = spins();
+      assert.equal(await call(client, 'blpop', `${PREFIX}empty`, '0.1'), null);
+      quiet = spins() === before && client.stats().spinMisses > 0 ? quiet + 1 : 0;
+    }
     const s = client.stats();
-    // Eight misses in a row, then a pause: the commands after them do not spin at all.
-    assert.equal(s.spinMisses, 8, JSON.stringify(s));
-    assert.equal(s.spinHits, 0, JSON.stringify(s));
+    assert.ok(s.spinMisses >= 8, JSON.stringify(s));
   } finally {
     await quit(client);
   }
