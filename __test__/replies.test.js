@@ -161,6 +161,41 @@ test('a tick that queues thousands of commands hands them over in parts, replies
   }
 });
 
+test('an idle client hands a big tick over at 200 arguments; with commands in flight, at its end', async () => {
+  // With nothing in flight the servers would sit idle while the tick builds the rest, so the
+  // first 256 arguments' worth goes at once; after that the tick's end, as usual (a second early
+  // hand-over per tick only costs CPU when the servers already have work).
+  const keys = Array.from({ length: 400 }, (_, i) => freshKey(`early${i}`));
+  await call(client, 'mset', ...keys.flatMap((k, i) => [k, `e${i}`]));
+  const native = client._native;
+  const submit = native.submit;
+  let handed = 0;
+  native.submit = function (...args) {
+    handed++;
+    return submit.apply(this, args);
+  };
+  try {
+    assert.equal(client._pending.size, 0, 'the client is idle before the tick');
+    const small = [client.getAsync(keys[0]), client.getAsync(keys[1])];
+    assert.equal(handed, 0, 'a small tick waits for its end');
+    await Promise.all(small);
+    handed = 0;
+    const first = client.mgetAsync(keys.slice(0, 300));
+    const afterFirst = handed;
+    const second = client.mgetAsync(keys.slice(100, 400));
+    const third = client.getAsync(keys[399]);
+    const duringTick = handed;
+    const [a, b, c] = await Promise.all([first, second, third]);
+    assert.equal(afterFirst, 1, 'an idle client hands 301 arguments over at once');
+    assert.equal(duringTick, 1, 'with the first MGET in flight, the rest waits for the end of the tick');
+    assert.deepEqual(a, keys.slice(0, 300).map((_, i) => `e${i}`));
+    assert.deepEqual(b, keys.slice(100, 400).map((_, i) => `e${i + 100}`));
+    assert.equal(c, 'e399');
+  } finally {
+    delete native.submit;
+  }
+});
+
 test('nested array replies are nested arrays', async () => {
   assert.deepEqual(await call(client, 'eval', 'return {1, {2, "x"}}', 0), [1, [2, 'x']]);
   assert.deepEqual(await call(client, 'eval', 'return {{}, {{"deep", {3}}}}', 0), [[], [['deep', [3]]]]);
