@@ -137,54 +137,57 @@ test('arrays longer than native code builds in one call (4,096) arrive whole and
   assert.deepEqual(many, items.slice(7000).reverse());
 });
 
+// Counts the shim's hand-overs to native code (calls of submit) until stop().
+function countHandOvers(c) {
+  const native = c._native;
+  const submit = native.submit;
+  const counter = {
+    count: 0,
+    stop: () => delete native.submit,
+  };
+  native.submit = function (...args) {
+    counter.count++;
+    return submit.apply(this, args);
+  };
+  return counter;
+}
+
 test('a tick that queues thousands of commands hands them over in parts, replies in order', async () => {
   // Memory stays bounded by a burst: every 1,024 commands go to native code at once instead of
   // the whole tick's queue waiting for its end (100,000 commands held their bytes three times).
   const list = freshKey('parts');
-  const native = client._native;
-  const submit = native.submit;
-  let handed = 0;
-  native.submit = function (...args) {
-    handed++;
-    return submit.apply(this, args);
-  };
+  const handed = countHandOvers(client);
   try {
     const jobs = [];
     for (let i = 0; i < 5000; i++) jobs.push(client.rpushAsync(list, `v${i}`));
-    const duringTick = handed;
+    const duringTick = handed.count;
     const lengths = await Promise.all(jobs);
     assert.ok(duringTick >= 4, `5,000 commands were handed over ${duringTick} times within their tick`);
     assert.deepEqual(lengths, Array.from({ length: 5000 }, (_, i) => i + 1));
     assert.deepEqual(await call(client, 'lrange', list, 0, -1), Array.from({ length: 5000 }, (_, i) => `v${i}`));
   } finally {
-    delete native.submit;
+    handed.stop();
   }
 });
 
 test('an idle client hands a big tick over at 200 arguments; with commands in flight, at its end', async () => {
   // With nothing in flight the servers would sit idle while the tick builds the rest, so the
-  // first 256 arguments' worth goes at once; after that the tick's end, as usual (a second early
+  // first 200 arguments' worth goes at once; after that the tick's end, as usual (a second early
   // hand-over per tick only costs CPU when the servers already have work).
   const keys = Array.from({ length: 400 }, (_, i) => freshKey(`early${i}`));
   await call(client, 'mset', ...keys.flatMap((k, i) => [k, `e${i}`]));
-  const native = client._native;
-  const submit = native.submit;
-  let handed = 0;
-  native.submit = function (...args) {
-    handed++;
-    return submit.apply(this, args);
-  };
+  const handed = countHandOvers(client);
   try {
     assert.equal(client._pending.size, 0, 'the client is idle before the tick');
     const small = [client.getAsync(keys[0]), client.getAsync(keys[1])];
-    assert.equal(handed, 0, 'a small tick waits for its end');
+    assert.equal(handed.count, 0, 'a small tick waits for its end');
     await Promise.all(small);
-    handed = 0;
+    handed.count = 0;
     const first = client.mgetAsync(keys.slice(0, 300));
-    const afterFirst = handed;
+    const afterFirst = handed.count;
     const second = client.mgetAsync(keys.slice(100, 400));
     const third = client.getAsync(keys[399]);
-    const duringTick = handed;
+    const duringTick = handed.count;
     const [a, b, c] = await Promise.all([first, second, third]);
     assert.equal(afterFirst, 1, 'an idle client hands 301 arguments over at once');
     assert.equal(duringTick, 1, 'with the first MGET in flight, the rest waits for the end of the tick');
@@ -192,7 +195,7 @@ test('an idle client hands a big tick over at 200 arguments; with commands in fl
     assert.deepEqual(b, keys.slice(100, 400).map((_, i) => `e${i + 100}`));
     assert.equal(c, 'e399');
   } finally {
-    delete native.submit;
+    handed.stop();
   }
 });
 
