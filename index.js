@@ -85,7 +85,8 @@ function flush(self) {
   // idle: this tick's one command is all the caller has in flight, so native code may write it
   // from this thread at once (nothing of the caller's can be overtaken).
   const idle = enc.count === 1 && self._pending.size === 1;
-  self._native.submit(enc.buf, enc.pos, enc.large.length ? enc.large : undefined, idle);
+  const blob = enc.blob();
+  self._native.submit(enc.buf, enc.pos, blob, enc.large.length ? enc.large : undefined, idle);
   enc.reset();
 }
 
@@ -440,7 +441,7 @@ class RedisClustr extends EventEmitter {
     if (this.quitting || this._maxInFlight || this._maxQueueBytes) return false;
     if (queue.some((c) => SUBSCRIPTION[c.name])) return false;
     const b = prepareBatch(queue, done, (c) => this._flagsOf(c.name, c.args));
-    if (b.sent.length === 0) {
+    if (b.cmds.length === 0) {
       if (done) process.nextTick(done, b.errors, b.replies);
       return true;
     }

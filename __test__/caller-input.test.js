@@ -364,6 +364,45 @@ test('a Buffer or an argument array changed right after the call does not change
   assert.deepEqual(await call(client, 'get', Buffer.from(k3)), Buffer.alloc(0));
 });
 
+// The encoder joins a tick's short strings and writes them at once (lib/encoder.js, the blob);
+// when any of them is not ASCII it writes each again on its own. Many commands in one tick, with
+// every kind of string side by side (multi-byte, lone surrogates, empty, longer than the blob
+// takes, Buffers between them), must each store their own bytes, called one by one and as a batch.
+const tickValue = fc.oneof(
+  validValue,
+  fc.constantFrom('x'.repeat(5000), 'é'.repeat(4097), `${'a'.repeat(4096)}\ud800`).map((s) => ({ v: s, bytes: Buffer.from(s, 'utf8') }))
+);
+
+test('a tick of commands with every kind of string stores each one byte for byte, singly and in a batch', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(text, tickValue), { minLength: 1, maxLength: 12 }), fc.boolean(), async (pairs, asBatch) => {
+      const keys = pairs.map(([keyText]) => `${uniqueKey('tick')}:${keyText}`);
+      for (const k of keys) written.add(k);
+      let done;
+      if (asBatch) {
+        const b = client.batch();
+        pairs.forEach(([, { v }], i) => b.set(keys[i], v));
+        done = new Promise((resolve, reject) => b.exec((errs, replies) => (errs ? reject(errs[0]) : resolve(replies))));
+      } else {
+        done = Promise.all(pairs.map(([, { v }], i) => call(client, 'set', keys[i], v)));
+      }
+      assert.deepEqual(await done, pairs.map(() => 'OK'));
+      const got = await Promise.all(keys.map((k) => call(client, 'get', Buffer.from(k))));
+      got.forEach((g, i) => assert.ok(g.equals(pairs[i][1].bytes), `value ${i}: stored ${g.toString('hex')}, expected ${pairs[i][1].bytes.toString('hex')}`));
+    }),
+    { numRuns: 60 }
+  );
+});
+
+test('a lone surrogate at the end of one argument and one at the start of the next are not joined into a pair', async () => {
+  // Joined, '\ud83d' + '\ude00' would be one valid emoji (4 bytes); each alone is EF BF BD.
+  const key = `${uniqueKey('pair')}\ud83d`;
+  written.add(key);
+  assert.equal(await call(client, 'set', key, '\ude00x'), 'OK');
+  const [value] = await call(client, 'mget', [Buffer.from(`${key.slice(0, -1)}\ufffd`)]);
+  assert.deepEqual([...value], [0xef, 0xbf, 0xbd, 0x78]);
+});
+
 // ---- lifecycle ----
 
 test('a call after quit() fails with CLOSED asynchronously, and a second quit() calls back too', async () => {

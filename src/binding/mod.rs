@@ -83,8 +83,8 @@ impl NativeCluster {
         })
     }
 
-    /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`);
-    /// `large` holds the large byte arguments its records refer to, read (copied) in this call.
+    /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`): its
+    /// first `len` bytes are the records, the `blob_len` bytes after them the blob; `large` holds the large byte arguments its records refer to, read (copied) in this call.
     /// Commands rejected here complete with their error through `drain`, like any other.
     /// `idle`: the caller has nothing else in flight, so a lone command may be written from this
     /// thread (see clustr_io's `direct`) without overtaking any of its others.
@@ -93,15 +93,18 @@ impl NativeCluster {
         &self,
         batch: BufferSlice,
         len: u32,
+        blob_len: u32,
         large: Option<Vec<BufferSlice>>,
         idle: Option<bool>,
     ) {
         let len = (len as usize).min(batch.len());
+        let blob_end = len.saturating_add(blob_len as usize).min(batch.len());
         let large: Vec<&[u8]> = large.iter().flatten().map(|b| &b[..]).collect();
         let mut splits = self.splits.lock().unwrap_or_else(|e| e.into_inner());
         let mut hand = |parsed| self.hand(parsed);
         let mut rest = submit::parse(
             &batch[..len],
+            &batch[len..blob_end],
             self.prefix.as_deref(),
             &large,
             &mut splits,

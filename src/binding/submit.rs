@@ -7,8 +7,10 @@
 //! name. A FLAG_SESSION record with argc 0 ends that WATCH session. A length of `LARGE_REF`
 //! stands for a large byte argument passed beside the batch: `LARGE_REF | index: u32` is
 //! `large[index]` (lib/encoder.js), read here directly so a big value is copied once, into the
-//! wire bytes. A FLAG_TX record holds a transaction's commands, a FLAG_BATCH record a batch's
-//! (see `Parser::batch`).
+//! wire bytes. A length with `BLOB_BIT` set stands for a string argument kept in the blob, a
+//! second buffer after the records: `BLOB_BIT | n` is the blob's next n bytes (the shim joins
+//! short strings and encodes them once per flush, see lib/encoder.js). A FLAG_TX record holds a
+//! transaction's commands, a FLAG_BATCH record a batch's (see `Parser::batch`).
 
 use bytes::BytesMut;
 use clustr_engine::command::CommandSpec;
@@ -53,11 +55,16 @@ const CONNECTION_STATE: &[(&str, &str)] = &[
 
 /// In place of an argument's length: the argument is the large one at the next u32's index.
 const LARGE_REF: u32 = u32::MAX;
+/// Set in an argument's length: the argument is that many bytes of the blob, in order.
+const BLOB_BIT: u32 = 0x8000_0000;
 
 struct Cursor<'a> {
     b: &'a [u8],
     pos: usize,
     large: &'a [&'a [u8]],
+    /// The blob, and how much of it the arguments read so far took.
+    blob: &'a [u8],
+    blob_pos: usize,
 }
 
 impl<'a> Cursor<'a> {
@@ -76,12 +83,18 @@ impl<'a> Cursor<'a> {
         self.pos += n;
         Some(v)
     }
-    /// One argument: inline bytes, or a reference to a large one.
+    /// One argument: inline bytes, the blob's next bytes, or a reference to a large one.
     fn arg(&mut self) -> Option<&'a [u8]> {
         match self.u32()? {
             LARGE_REF => {
                 let i = self.u32()?;
                 self.large.get(i as usize).copied()
+            }
+            n if n & BLOB_BIT != 0 => {
+                let end = self.blob_pos.checked_add((n & !BLOB_BIT) as usize)?;
+                let v = self.blob.get(self.blob_pos..end)?;
+                self.blob_pos = end;
+                Some(v)
             }
             n => self.bytes(n as usize),
         }
@@ -101,11 +114,13 @@ pub struct Parsed {
 const CHUNK: usize = 4096;
 
 /// Splits a batch into commands for the driver, subscription changes and immediate rejections.
-/// `large` holds the large arguments the batch refers to. Every `CHUNK` commands, what has been
+/// `blob` holds the string arguments its records take in order, `large` the large arguments they
+/// refer to. Every `CHUNK` commands, what has been
 /// parsed so far goes to `hand` (the driver starts sending it while the rest is parsed, and
 /// 100,000 commands in one tick never sit in one vector); the remainder is returned.
 pub fn parse(
     batch: &[u8],
+    blob: &[u8],
     prefix: Option<&[u8]>,
     large: &[&[u8]],
     splits: &mut Splits,
@@ -113,7 +128,7 @@ pub fn parse(
 ) -> Parsed {
     let mut p = Parser {
         parsed: Parsed::default(),
-        out: BytesMut::with_capacity(batch.len() + batch.len() / 2),
+        out: BytesMut::with_capacity(batch.len() + blob.len() + (batch.len() + blob.len()) / 2),
         prefix,
         splits,
     };
@@ -122,6 +137,8 @@ pub fn parse(
         b: batch,
         pos: 0,
         large,
+        blob,
+        blob_pos: 0,
     };
     while c.pos < batch.len() {
         let (Some(id), Some(flags)) = (c.u32(), c.u8()) else {
