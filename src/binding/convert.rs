@@ -15,6 +15,7 @@
 //! reply's own bytes (no copy): copying 64 MiB into fresh memory here blocked the event loop for
 //! about 50 ms.
 
+use std::cell::Cell;
 use std::ptr;
 
 use clustr_engine::topology::{NodeAddr, SlotMap, TopologyChange};
@@ -90,7 +91,9 @@ fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
     }
 }
 
-struct Js(napi_env, napi_value);
+/// The env, the collector (see the module comment), and the string "OK" once made: the status
+/// reply of every SET, made once per drain rather than once per reply.
+struct Js(napi_env, napi_value, Cell<napi_value>);
 
 impl Js {
     /// An array of `items`, in one call to the collector when it can.
@@ -132,14 +135,29 @@ impl Js {
     }
     fn string(&self, s: &[u8]) -> R {
         let mut v = ptr::null_mut();
-        // Invalid UTF-8 becomes U+FFFD, as Buffer#toString does in node_redis.
-        check(
+        // ASCII (most replies) is copied as Latin-1, which skips V8's UTF-8 decoder; otherwise
+        // invalid UTF-8 becomes U+FFFD, as Buffer#toString does in node_redis.
+        let status = if s.is_ascii() {
+            unsafe {
+                sys::napi_create_string_latin1(self.0, s.as_ptr().cast(), s.len() as isize, &mut v)
+            }
+        } else {
             unsafe {
                 sys::napi_create_string_utf8(self.0, s.as_ptr().cast(), s.len() as isize, &mut v)
-            },
-            "string",
-        )?;
+            }
+        };
+        check(status, "string")?;
         Ok(v)
+    }
+    /// A status reply: "OK" is made once per drain (a string value can be shared).
+    fn status(&self, s: &[u8]) -> R {
+        if s != b"OK" {
+            return self.string(s);
+        }
+        if self.2.get().is_null() {
+            self.2.set(self.string(s)?);
+        }
+        Ok(self.2.get())
     }
     /// A bulk reply as a string: a large ASCII one over the reply's own bytes (see `external`).
     fn bulk_string(&self, b: &bytes::Bytes) -> R {
@@ -240,7 +258,7 @@ impl Js {
 
     fn reply(&self, r: &Reply, buffers: bool) -> R {
         match r {
-            Reply::Status(s) => self.string(s),
+            Reply::Status(s) => self.status(s),
             Reply::Int(i) => self.number(*i as f64),
             Reply::Bulk(b) if buffers => self.bulk_buffer(b),
             Reply::Bulk(b) => self.bulk_string(b),
@@ -477,7 +495,7 @@ fn first_word(e: &[u8]) -> &[u8] {
 
 impl ToNapiValue for Drained {
     unsafe fn to_napi_value(env: napi_env, val: Self) -> R {
-        let js = Js(env, val.collect.0);
+        let js = Js(env, val.collect.0, Cell::new(ptr::null_mut()));
         let mut out = Vec::with_capacity(2 * (val.events.len() + val.done.len()));
         for e in &val.events {
             out.push(js.number(0.0)?);
