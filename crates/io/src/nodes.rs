@@ -74,6 +74,40 @@ struct Node {
 }
 
 impl Node {
+    /// Queues request `key`'s bytes on this connected node (`addr`): coalesced into `out` (the
+    /// node goes on `dirty`, to be handed to the writer at the end of the driver's iteration),
+    /// or handed over at once when large.
+    fn stage(
+        &mut self,
+        dirty: &mut Vec<NodeAddr>,
+        addr: &NodeAddr,
+        key: Ticket,
+        asking: bool,
+        bytes: &Bytes,
+        replies: usize,
+    ) {
+        if self.out.is_empty() && bytes.len() < DIRECT_MIN {
+            dirty.push(addr.clone());
+        }
+        if asking {
+            // ASKING and the command go back-to-back (in one chunk, or in two chunks handed
+            // over together): nothing else can come between them on this connection.
+            self.out.extend_from_slice(ASKING);
+            self.staged.push(None);
+        }
+        let replies = replies.max(1);
+        for _ in 0..replies {
+            self.staged.push(Some(key));
+        }
+        if bytes.len() >= DIRECT_MIN {
+            // A large command goes to the writer as it is, sharing its bytes: copying a 1 MiB
+            // value into the coalescing buffer cost a copy into fresh pages per SET.
+            self.hand_over(Some((bytes, replies as u64)));
+        } else {
+            self.out.extend_from_slice(bytes);
+        }
+    }
+
     /// Hands what `out` has coalesced, then `direct` (a large command's own bytes and how many
     /// replies it expects, the last of `staged`), to the writer, in that order so the wire keeps
     /// the FIFO's order; every FIFO entry so far is then on its way to the server.
@@ -227,33 +261,21 @@ impl Nodes {
         bytes: &Bytes,
         replies: usize,
     ) {
+        // A connected node (nearly every command) is found with one lookup; the rest go
+        // through `ensure` first, which may start connecting.
+        if let Some(node) = self.nodes.get_mut(addr) {
+            if matches!(node.state, State::Ready(_)) {
+                node.stage(&mut self.dirty, addr, key, asking, bytes, replies);
+                return;
+            }
+        }
         self.ensure(addr);
         let node = self.nodes.get_mut(addr).expect("ensured above");
         if !matches!(node.state, State::Ready(_)) {
             node.parked.push((key, asking));
             return;
         }
-        if node.out.is_empty() && bytes.len() < DIRECT_MIN {
-            // Coalesced: handed to the writer by `flush` at the end of this driver iteration.
-            self.dirty.push(addr.clone());
-        }
-        if asking {
-            // ASKING and the command go back-to-back (in one chunk, or in two chunks handed
-            // over together): nothing else can come between them on this connection.
-            node.out.extend_from_slice(ASKING);
-            node.staged.push(None);
-        }
-        let replies = replies.max(1);
-        for _ in 0..replies {
-            node.staged.push(Some(key));
-        }
-        if bytes.len() >= DIRECT_MIN {
-            // A large command goes to the writer as it is, sharing its bytes: copying a 1 MiB
-            // value into the coalescing buffer cost a copy into fresh pages per SET.
-            node.hand_over(Some((bytes, replies as u64)));
-        } else {
-            node.out.extend_from_slice(bytes);
-        }
+        node.stage(&mut self.dirty, addr, key, asking, bytes, replies);
     }
 
     /// Hands each node's coalesced bytes to its writer.
