@@ -18,12 +18,22 @@ class Batch {
     if (Array.isArray(commands)) {
       for (const c of commands) {
         if (!Array.isArray(c) || typeof c[0] !== 'string') continue;
-        this._add(c[0].toLowerCase(), c.slice(1));
+        this._add(c[0].toLowerCase(), c.slice(1), true);
       }
     }
   }
 
-  _add(name, argsLike) {
+  // `owned`: `argsLike` is a fresh array of this module's (a command method's rest parameters),
+  // so when flat it is kept as it is, its trailing callback popped off, instead of being copied
+  // by normalize() (a copy and an object less per command of a batch).
+  _add(name, argsLike, owned) {
+    if (owned && name !== 'hmset' && name !== 'hset' && !Array.isArray(argsLike[0]) && !Array.isArray(argsLike[1])) {
+      const n = argsLike.length;
+      const last = n === 0 ? null : argsLike[n - 1];
+      const cb = typeof last === 'function' || (n !== 0 && last === undefined) ? argsLike.pop() : undefined;
+      this.queue.push({ name, args: argsLike, cb: typeof cb === 'function' ? cb : undefined });
+      return this;
+    }
     const { args, cb } = name === 'hmset' || name === 'hset' ? normalizeHash(argsLike) : normalize(argsLike);
     this.queue.push({ name, args, cb });
     return this;
@@ -90,22 +100,33 @@ function execEach(cluster, queue, done) {
 
 // A batch sent as one record: its commands checked and given their flags here; the ones that
 // fail the check fail alone (their callbacks on the next tick, as for a single command) and the
-// rest are sent. `done` is exec's callback; `state.sent` lists the sent commands' indexes, in
-// record order.
+// rest are sent. `done` is exec's callback. `state.sent` lists the sent commands' indexes in
+// record order and `state.cmds` the commands, or is null and the queue itself when every command
+// passed (the usual case: no index list is built).
 function prepareBatch(queue, done, flagsOf) {
-  const state = { queue, sent: [], cmds: [], flags: [], replies: new Array(queue.length), errors: null, done };
-  for (let i = 0; i < queue.length; i++) {
+  const n = queue.length;
+  const state = { queue, sent: null, cmds: queue, flags: new Array(n), replies: new Array(n), errors: null, done };
+  for (let i = 0; i < n; i++) {
     const c = queue[i];
     const flags = flagsOf(c);
     if (flags instanceof Error) {
+      if (state.sent === null) {
+        // The first failure: the commands before it were all sent.
+        state.sent = Array.from({ length: i }, (_, k) => k);
+        state.cmds = queue.slice(0, i);
+        state.flags.length = i;
+      }
       (state.errors || (state.errors = [])).push(flags);
       state.replies[i] = flags;
       if (c.cb) process.nextTick(c.cb, flags);
       continue;
     }
-    state.sent.push(i);
-    state.cmds.push(c);
-    state.flags.push(flags);
+    if (state.sent === null) state.flags[i] = flags;
+    else {
+      state.sent.push(i);
+      state.cmds.push(c);
+      state.flags.push(flags);
+    }
   }
   return state;
 }
@@ -153,7 +174,7 @@ function addCommands(names, reserved) {
   for (const name of names) {
     if (reserved.has(name)) continue;
     Batch.prototype[name] = Batch.prototype[name.toUpperCase()] = function (...args) {
-      return this._add(name, args);
+      return this._add(name, args, true);
     };
   }
 }

@@ -39,14 +39,16 @@ function emitSafely(self, ev) {
 
 // Settles a batch record's completion: `result` is [values, failed] (src/binding/convert.rs),
 // `failure` a client-side error for the whole record. Per-command callbacks first, then exec's.
+// `b.sent` (null: every command was sent) maps record positions to the caller's (lib/batch.js).
 function settleBatch(b, result, failure, calls) {
   const { queue, sent, replies } = b;
   let errors = b.errors;
   const values = result ? result[0] : null;
   const failed = result ? result[1] : null;
   let f = 0;
-  for (let k = 0; k < sent.length; k++) {
-    const i = sent[k];
+  const count = sent === null ? queue.length : sent.length;
+  for (let k = 0; k < count; k++) {
+    const i = sent === null ? k : sent[k];
     const c = queue[i];
     let err = null;
     let value;
