@@ -60,6 +60,8 @@ function ratios(medians, scenarios, clients) {
         // What each client holds itself: its peak above the workload's own (flood's floor).
         if (m.floor) r.ours.rssAboveFloorVsIoredis = (o.peakRssMiB - m.floor.peakRssMiB) / (m.ioredis.peakRssMiB - m.floor.peakRssMiB);
       }
+      // The client's own CPU: above what the workload spends by itself (CPU_FLOOR).
+      if (m.cpuFloor) r.ours.cpuAboveFloor = (o.cpuUsPerOp - m.cpuFloor.cpuUsPerOp) / (m[r.bestPeerCpu].cpuUsPerOp - m.cpuFloor.cpuUsPerOp);
       if (s.id === 'seq') {
         const bestP50 = best('p50Us', false);
         r.bestPeerP50 = bestP50;
@@ -98,6 +100,20 @@ function tables(medians, rat, scenarios, clients, footnotes, legend) {
   for (const s of scenarios) {
     const r = rat[s.id] || {};
     lines.push(`| ${name(s)} | ${clients.map((c) => cell(s, c, 'cpuUsPerOp', fmt1, r.bestPeerCpu)).join(' | ')} | ${fmtX(r.ours && r.ours.cpu)} |`);
+  }
+  const floored = ours ? scenarios.filter((s) => medians[s.id].cpuFloor && rat[s.id] && rat[s.id].ours && rat[s.id].ours.cpuAboveFloor != null) : [];
+  if (floored.length) {
+    const each = (f) => floored.map((s) => `${s.title} ${f(s)}`).join(', ');
+    lines.push(
+      '',
+      `The workloads spend CPU themselves (keys, values, promises, checking replies), counted for every client: a stand-in that ` +
+        `answers at once from a table (\`cpuFloor\` in bench/clients.js) uses ${each((s) => `${fmt1(medians[s.id].cpuFloor.cpuUsPerOp)} µs`)} per op. ` +
+        `Above that floor, ours ÷ lowest peer: ${each((s) => {
+          const m = medians[s.id];
+          const r = rat[s.id];
+          return `${fmtX(r.ours.cpuAboveFloor)} (${fmt1(m[ours.id].cpuUsPerOp - m.cpuFloor.cpuUsPerOp)} vs ${fmt1(m[r.bestPeerCpu].cpuUsPerOp - m.cpuFloor.cpuUsPerOp)} µs)`;
+        })}.`
+    );
   }
   lines.push('', 'Peak RSS of the client process, MiB (**bold** = lowest peer):', '', head('ours ÷ lowest peer'));
   for (const s of scenarios) {

@@ -17,6 +17,9 @@ const os = require('os');
 const path = require('path');
 const { BENCH, ROOT, ensureDeps, versionOf, ensureAddon, runChild, preload, machineBusyUs, pidsCpuUs, gitHead, machine } = require('./harness');
 
+// The scenarios whose CPU per op is also measured for the workload alone (CPU_FLOOR in clients.js).
+const CPU_FLOOR_SCENARIOS = new Set(['conc', 'batch', 'mget']);
+
 // ---------------------------------------------------------------------------------------------
 // Arguments
 
@@ -57,7 +60,7 @@ async function main() {
   }
   ensureDeps();
   const addon = ensureAddon(opts);
-  const { CLIENTS, FLOOR } = require('./clients');
+  const { CLIENTS, FLOOR, CPU_FLOOR } = require('./clients');
   const { SCENARIOS, scaled, key, valueOf, KEYSPACE } = require('./workloads');
   const { startCluster } = require(path.join(ROOT, 'scripts', 'cluster.js'));
   const report = require('./report');
@@ -122,8 +125,9 @@ async function main() {
     // Interleaved: every rep runs every scenario for every client before the next rep starts,
     // and the client order rotates per rep, so drift (thermal, noisy neighbours, the servers'
     // memory growing) hits every client alike.
-    // flood also measures FLOOR (the workload's own memory), interleaved like a client.
-    const withFloor = (s) => (s.id === 'flood' ? clients.concat([FLOOR]) : clients);
+    // flood also measures FLOOR (the workload's own memory), and conc, batch and mget CPU_FLOOR
+    // (the workload's own CPU), interleaved like a client.
+    const withFloor = (s) => (s.id === 'flood' ? clients.concat([FLOOR]) : CPU_FLOOR_SCENARIOS.has(s.id) ? clients.concat([CPU_FLOOR]) : clients);
     const total = opts.reps * scenarios.reduce((n, s) => n + withFloor(s).length, 0);
     let n = 0;
     for (let rep = 0; rep < opts.reps; rep++) {
@@ -168,6 +172,8 @@ async function main() {
     const floor = report.summarize(results, scenarios.filter((s) => s.id === 'flood'), [FLOOR]).flood.floor;
     if (floor) medians.flood.floor = floor;
   }
+  const cpuFloors = report.summarize(results, scenarios.filter((s) => CPU_FLOOR_SCENARIOS.has(s.id)), [CPU_FLOOR]);
+  for (const [id, m] of Object.entries(cpuFloors)) if (m[CPU_FLOOR.id]) medians[id].cpuFloor = m[CPU_FLOOR.id];
   const rat = report.ratios(medians, scenarios, clients);
   const footnotes = [];
   for (const c of clients) for (const note of Object.values(c.notes || {})) if (!footnotes.includes(note)) footnotes.push(note);
