@@ -46,9 +46,12 @@ class Encoder {
     this.args = 0;
     this.large = [];
     this.largeBytes = 0;
-    // The blob's strings, the record position of each one's length, and their characters.
+    // The blob's strings (the first nstrs of strs), the record position of each one's length,
+    // and their characters. Both lists are kept from flush to flush: made anew each time, they
+    // were most of what the encoder allocated (~180 bytes per command of a batch).
     this.strs = [];
-    this.lenAt = [];
+    this.nstrs = 0;
+    this.lenAt = new Uint32Array(1024);
     this.blobChars = 0;
     this.markPos = this.markLarge = this.markLargeBytes = this.markStrs = this.markChars = 0;
     // Flushes in a row that used under an eighth of a grown buffer (see reset()).
@@ -69,7 +72,7 @@ class Encoder {
     this.markPos = this.pos;
     this.markLarge = this.large.length;
     this.markLargeBytes = this.largeBytes;
-    this.markStrs = this.strs.length;
+    this.markStrs = this.nstrs;
     this.markChars = this.blobChars;
   }
 
@@ -77,8 +80,8 @@ class Encoder {
     this.pos = this.markPos;
     this.large.length = this.markLarge;
     this.largeBytes = this.markLargeBytes;
-    this.strs.length = this.markStrs;
-    this.lenAt.length = this.markStrs;
+    this.strs.fill(undefined, this.markStrs, this.nstrs);
+    this.nstrs = this.markStrs;
     this.blobChars = this.markChars;
   }
 
@@ -141,8 +144,15 @@ class Encoder {
     this.ensure(4);
     const b = this.buf;
     const p = this.pos;
-    this.lenAt.push(p);
-    this.strs.push(s);
+    const n = this.nstrs;
+    if (n === this.lenAt.length) {
+      const grown = new Uint32Array(n * 2);
+      grown.set(this.lenAt);
+      this.lenAt = grown;
+    }
+    this.lenAt[n] = p;
+    this.strs[n] = s;
+    this.nstrs = n + 1;
     // BLOB_BIT + len, byte by byte: the sum is not a small integer, and writeUInt32LE of it
     // measured slower. len < 2^24 (BLOB_MAX).
     b[p] = len;
@@ -161,13 +171,16 @@ class Encoder {
    */
   blob() {
     const strs = this.strs;
+    const count = this.nstrs;
     if (this.blobChars === 0) return 0;
     this.ensure(this.blobChars * 3);
-    const joined = strs.length === 1 ? strs[0] : strs.join('');
+    // The list may be longer than this flush's strings (a larger flush before): cut to size.
+    if (strs.length > count) strs.length = count;
+    const joined = count === 1 ? strs[0] : strs.join('');
     const n = this.buf.write(joined, this.pos, 'utf8');
     if (n === joined.length) return n;
     let p = this.pos;
-    for (let i = 0; i < strs.length; i++) {
+    for (let i = 0; i < count; i++) {
       const w = this.buf.write(strs[i], p, 'utf8');
       this.buf.writeUInt32LE(BLOB_BIT + w, this.lenAt[i]);
       p += w;
@@ -299,8 +312,13 @@ class Encoder {
     this.args = 0;
     this.large = [];
     this.largeBytes = 0;
-    this.strs = [];
-    this.lenAt = [];
+    // The strings are let go (a flush's arguments must not be kept alive until the next one);
+    // the lists' room is kept, but not a huge one.
+    if (this.nstrs > 65536) {
+      this.strs = [];
+      this.lenAt = new Uint32Array(1024);
+    } else this.strs.fill(undefined, 0, this.nstrs);
+    this.nstrs = 0;
     this.blobChars = 0;
   }
 }
