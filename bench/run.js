@@ -148,7 +148,10 @@ async function main() {
             // CPU used by anything but this run (its servers, the child, this process) while the
             // child ran, as a share of the machine: other work skews the numbers.
             const selfCpu = process.cpuUsage(self0);
-            const other = machineBusyUs() - busy0 - (pidsCpuUs(serverPids) - servers0) - r.result.processCpuUs - selfCpu.user - selfCpu.system;
+            const serversUs = pidsCpuUs(serverPids) - servers0;
+            const other = machineBusyUs() - busy0 - serversUs - r.result.processCpuUs - selfCpu.user - selfCpu.system;
+            // The servers' CPU per op, over the child's whole run (its warm-up ops counted too).
+            r.result.serverCpuUsPerOp = serversUs / ((r.result.ops * (s.count + s.warmup)) / s.count);
             r.result.otherCpuPct = Math.max(0, (100 * other) / ((Date.now() - t0) * 1000 * os.cpus().length));
             if (r.result.otherCpuPct > 10) busyWarnings++;
           }
