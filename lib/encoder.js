@@ -6,9 +6,9 @@
 // wire bytes. Copying a 64 MiB value twice into fresh memory on the JS thread (here, then there)
 // stalled the event loop for over 100 ms. Since they are read in the native call, a batch holding
 // one must be flushed before the caller gets control back (the caller may change the Buffer).
-// String arguments up to BLOB_MAX characters are not written one by one either: the record
-// holds their length and the strings are joined and written once per flush, after the records
-// (the "blob", see blob()). Keys built by concatenation (`user:${id}`, 13+ characters) are V8
+// String arguments up to BLOB_MAX characters are not written into their records either: the
+// record holds their length and the strings are joined and written once per flush, after the
+// records (the "blob", see blob(); only when one is not ASCII are they written one by one). Keys built by concatenation (`user:${id}`, 13+ characters) are V8
 // cons strings, and reading one character by character first makes V8 flatten it in the runtime:
 // ~130 ns per key, against ~15 ns for a flat string. `join` copies every part into one flat
 // string in a single pass and one write encodes it. The encoder alone, on the batch benchmark's
@@ -47,12 +47,15 @@ class Encoder {
     this.large = [];
     this.largeBytes = 0;
     // The blob's strings (the first nstrs of strs), the record position of each one's length,
-    // and their characters. Both lists are kept from flush to flush: made anew each time, they
-    // were most of what the encoder allocated (~180 bytes per command of a batch).
+    // and their characters. The lists are reused from flush to flush (cut to size, and let go
+    // only after a huge flush): made anew each time, they were most of what the encoder
+    // allocated (~180 bytes per command of a batch).
     this.strs = [];
     this.nstrs = 0;
     this.lenAt = new Uint32Array(1024);
     this.blobChars = 0;
+    // Bytes the last blob() wrote after the records: part of what a flush used (see reset()).
+    this.blobBytes = 0;
     this.markPos = this.markLarge = this.markLargeBytes = this.markStrs = this.markChars = 0;
     // Flushes in a row that used under an eighth of a grown buffer (see reset()).
     this.idle = 0;
@@ -170,15 +173,26 @@ class Encoder {
    * again on its own and its record gets its length in bytes.
    */
   blob() {
+    this.blobBytes = this.writeBlob();
+    return this.blobBytes;
+  }
+
+  writeBlob() {
     const strs = this.strs;
     const count = this.nstrs;
     if (this.blobChars === 0) return 0;
-    this.ensure(this.blobChars * 3);
     // The list may be longer than this flush's strings (a larger flush before): cut to size.
     if (strs.length > count) strs.length = count;
     const joined = count === 1 ? strs[0] : strs.join('');
-    const n = this.buf.write(joined, this.pos, 'utf8');
-    if (n === joined.length) return n;
+    // Counted first, so an ASCII blob reserves what it needs, not three times that.
+    const n = Buffer.byteLength(joined, 'utf8');
+    if (n === joined.length) {
+      this.ensure(n);
+      this.buf.write(joined, this.pos, 'latin1');
+      return n;
+    }
+    // At most 3 bytes per UTF-16 unit (a lone surrogate becomes U+FFFD, 3 bytes).
+    this.ensure(this.blobChars * 3);
     let p = this.pos;
     for (let i = 0; i < count; i++) {
       const w = this.buf.write(strs[i], p, 'utf8');
@@ -301,7 +315,7 @@ class Encoder {
     // time. It goes once 64 flushes in a row used under an eighth of it, or at once when huge.
     const size = this.buf.length;
     if (size > 4 * 1024 * 1024) {
-      this.idle = this.pos * 8 < size ? this.idle + 1 : 0;
+      this.idle = (this.pos + this.blobBytes) * 8 < size ? this.idle + 1 : 0;
       if (this.idle >= 64 || size > 64 * 1024 * 1024) {
         this.buf = Buffer.allocUnsafe(64 * 1024);
         this.idle = 0;
@@ -320,6 +334,7 @@ class Encoder {
     } else this.strs.fill(undefined, 0, this.nstrs);
     this.nstrs = 0;
     this.blobChars = 0;
+    this.blobBytes = 0;
   }
 }
 

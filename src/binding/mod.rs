@@ -84,7 +84,8 @@ impl NativeCluster {
     }
 
     /// Routes and sends every command encoded in `batch` (the shim's format, see `submit`): its
-    /// first `len` bytes are the records, the `blob_len` bytes after them the blob; `large` holds the large byte arguments its records refer to, read (copied) in this call.
+    /// first `len` bytes are the records, the `blob_len` bytes after them the blob; `large`
+    /// holds the large byte arguments its records refer to, read (copied) in this call.
     /// Commands rejected here complete with their error through `drain`, like any other.
     /// `idle`: the caller has nothing else in flight, so a lone command may be written from this
     /// thread (see clustr_io's `direct`) without overtaking any of its others.
