@@ -434,9 +434,11 @@ class RedisClustr extends EventEmitter {
     return new Transaction(this, commands);
   }
 
-  // A batch as one record with one completion (lib/batch.js). False: it goes command by command
-  // instead, for what a record cannot carry: limits counted per command, subscriptions (client
-  // state), a client already closing (each command gets its own CLOSED).
+  // A batch as one record with one completion (lib/batch.js): true when queued. False: it goes
+  // command by command instead, for what a record cannot carry: limits counted per command,
+  // subscriptions (client state), a client already closing (each command gets its own CLOSED).
+  // prepareBatch's state: command by command too, but only the commands that passed their
+  // check (the others have had their callbacks).
   _queueBatch(queue, done) {
     if (this.quitting || this._maxInFlight || this._maxQueueBytes) return false;
     if (queue.some((c) => SUBSCRIPTION[c.name])) return false;
@@ -452,7 +454,7 @@ class RedisClustr extends EventEmitter {
     } catch (e) {
       // A command too large to encode: command by command, it fails alone.
       this._pending.delete(id);
-      return false;
+      return b;
     }
     this._admitted(id, start);
     return true;

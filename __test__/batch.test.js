@@ -192,3 +192,33 @@ test('a batch after quit fails every command with CLOSED', async () => {
   assert.equal(errors.length, 2);
   assert.ok(replies.every((r) => r.code === 'CLOSED'));
 });
+
+test('a batch that cannot be encoded as one record goes command by command, each callback once', async () => {
+  // A record fails to encode only for a string past what a Buffer can hold; the encoder is made
+  // to throw once here instead. The command that failed its check before must not be sent or
+  // called back a second time.
+  const own = await connect(c.seeds);
+  try {
+    const pushBatch = own._enc.pushBatch;
+    own._enc.pushBatch = () => {
+      own._enc.pushBatch = pushBatch;
+      throw new RangeError('too large to encode');
+    };
+    const k = `${PREFIX}each`;
+    const calls = [0, 0, 0];
+    const b = own.batch();
+    b.set(k, 'v', () => calls[0]++);
+    b.set(`${PREFIX}never-each`, { not: 'a string' }, () => calls[1]++);
+    b.get(k, () => calls[2]++);
+    const [errors, replies] = await exec(b);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(calls, [1, 1, 1], 'every per-command callback ran exactly once');
+    assert.equal(replies[0], 'OK');
+    assert.equal(replies[1].code, 'INVALID_ARG');
+    assert.equal(replies[2], 'v');
+    assert.deepEqual(errors, [replies[1]]);
+    assert.equal(own._enc.pushBatch, pushBatch, 'the batch went through the stubbed encoder');
+  } finally {
+    await quit(own);
+  }
+});

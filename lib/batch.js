@@ -57,7 +57,8 @@ class Batch {
   exec(cb) {
     const { queue, done } = this._take(cb);
     if (!queue) return this;
-    if (!this._cluster._queueBatch(queue, done)) execEach(this._cluster, queue, done);
+    const b = this._cluster._queueBatch(queue, done);
+    if (b !== true) execEach(this._cluster, queue, done, b || null);
     return this;
   }
 
@@ -75,12 +76,19 @@ class Batch {
 }
 
 // The batch command by command, each with a callback of its own: for what one batch record
-// cannot carry (see RedisClustr#_queueBatch).
-function execEach(cluster, queue, done) {
-  const replies = new Array(queue.length);
-  let errors = null;
-  let left = queue.length;
-  queue.forEach((c, i) => {
+// cannot carry (see RedisClustr#_queueBatch). `checked`: prepareBatch's state when the commands
+// were already checked; the ones that failed have had their callbacks and are not sent again.
+function execEach(cluster, queue, done, checked) {
+  const replies = checked ? checked.replies : new Array(queue.length);
+  let errors = checked ? checked.errors : null;
+  const send = checked && checked.sent ? checked.sent : queue.map((_, i) => i);
+  let left = send.length;
+  if (left === 0) {
+    if (done) process.nextTick(done, errors, replies);
+    return;
+  }
+  send.forEach((i) => {
+    const c = queue[i];
     cluster._queue(
       c.name,
       c.args,
