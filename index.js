@@ -11,7 +11,7 @@ const { NativeCluster, commandNames, keySlot } = require('./binding.js');
 const { Encoder, FLAG_BUFFERS } = require('./lib/encoder');
 const { natOptions } = require('./lib/natmap');
 const { watch, addSessionCommands } = require('./lib/watch');
-const { normalize, normalizeHash, check } = require('./lib/args');
+const { normalize, normalizeHash, check, flat } = require('./lib/args');
 const { clientError, fromNative } = require('./lib/errors');
 const { NodeHandle } = require('./lib/node');
 const { dispatch, runCallbacks } = require('./lib/dispatch');
@@ -443,14 +443,14 @@ class RedisClustr extends EventEmitter {
     if (this.quitting || this._maxInFlight || this._maxQueueBytes) return false;
     if (queue.some((c) => SUBSCRIPTION[c.name])) return false;
     const b = prepareBatch(queue, done, (c) => this._flagsOf(c.name, c.args));
-    if (b.cmds.length === 0) {
+    if (b.sent === 0) {
       if (done) process.nextTick(done, b.errors, b.replies);
       return true;
     }
     const start = this._enc.weight();
     const id = this._pending.add('batch', [], undefined, 0, b);
     try {
-      this._enc.pushBatch(id, b.cmds, b.flags);
+      this._enc.pushBatch(id, queue, b.flags, b.sent);
     } catch (e) {
       // A command too large to encode: command by command, it fails alone.
       this._pending.delete(id);
@@ -503,17 +503,6 @@ class RedisClustr extends EventEmitter {
 
 for (const m of ['watch', 'WATCH']) Object.defineProperty(RedisClustr.prototype, m, { value: watch, writable: true, configurable: true });
 addSessionCommands(COMMANDS, RESERVED);
-// Whether a promise twin's own argument array can be sent as it is: the node_redis array forms
-// ([a, b] or key, [b, c]) need flattening first. A hostile value that throws when inspected
-// (a revoked Proxy) takes the shaping path, which reports it.
-function flat(args) {
-  try {
-    return !Array.isArray(args[0]) && !Array.isArray(args[1]);
-  } catch (e) {
-    return false;
-  }
-}
-
 // Command method name → {name, method, plain}, for the promise twins.
 const COMMAND_METHODS = new Map();
 manyMethods(RedisClustr.prototype);

@@ -5,6 +5,23 @@
 
 const { clientError } = require('./errors');
 
+// Whether a flat argument list ends in node_redis's callback slot: a function, or undefined.
+function endsWithCallback(a) {
+  const n = a.length;
+  return n !== 0 && (typeof a[n - 1] === 'function' || a[n - 1] === undefined);
+}
+
+// Whether an argument list is already flat: the node_redis array forms ([a, b] or key, [b, c])
+// need flattening first. A hostile value that throws when inspected (a revoked Proxy) counts as
+// not flat, so it takes normalize(), which reports it.
+function flat(args) {
+  try {
+    return !Array.isArray(args[0]) && !Array.isArray(args[1]);
+  } catch (e) {
+    return false;
+  }
+}
+
 // (a, b, c, cb) | ([a, b, c], cb) | (key, [b, c], cb); a trailing undefined is the callback slot,
 // exactly as node_redis treats it.
 function normalize(argsLike) {
@@ -19,7 +36,7 @@ function normalize(argsLike) {
     arr = [argsLike[0]].concat(argsLike[1]);
   } else {
     let n = len;
-    if (n !== 0 && (typeof argsLike[n - 1] === 'function' || argsLike[n - 1] === undefined)) {
+    if (endsWithCallback(argsLike)) {
       n--;
       cb = argsLike[n];
     }
@@ -88,4 +105,4 @@ function invalid(name, args, i, what) {
   );
 }
 
-module.exports = { normalize, normalizeHash, check };
+module.exports = { normalize, normalizeHash, check, flat, endsWithCallback };

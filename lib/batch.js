@@ -7,7 +7,7 @@
 // command's slot holds its Error); per-command callbacks fire too.
 'use strict';
 
-const { normalize, normalizeHash } = require('./args');
+const { normalize, normalizeHash, flat, endsWithCallback } = require('./args');
 const { toObject } = require('./dispatch');
 const { manyMethods } = require('./methods');
 
@@ -27,10 +27,8 @@ class Batch {
   // so when flat it is kept as it is, its trailing callback popped off, instead of being copied
   // by normalize() (a copy and an object less per command of a batch).
   _add(name, argsLike, owned) {
-    if (owned && name !== 'hmset' && name !== 'hset' && !Array.isArray(argsLike[0]) && !Array.isArray(argsLike[1])) {
-      const n = argsLike.length;
-      const last = n === 0 ? null : argsLike[n - 1];
-      const cb = typeof last === 'function' || (n !== 0 && last === undefined) ? argsLike.pop() : undefined;
+    if (owned && name !== 'hmset' && name !== 'hset' && flat(argsLike)) {
+      const cb = endsWithCallback(argsLike) ? argsLike.pop() : undefined;
       this.queue.push({ name, args: argsLike, cb: typeof cb === 'function' ? cb : undefined });
       return this;
     }
@@ -81,14 +79,9 @@ class Batch {
 function execEach(cluster, queue, done, checked) {
   const replies = checked ? checked.replies : new Array(queue.length);
   let errors = checked ? checked.errors : null;
-  const send = checked && checked.sent ? checked.sent : queue.map((_, i) => i);
-  let left = send.length;
-  if (left === 0) {
-    if (done) process.nextTick(done, errors, replies);
-    return;
-  }
-  send.forEach((i) => {
-    const c = queue[i];
+  let left = checked ? checked.sent : queue.length;
+  queue.forEach((c, i) => {
+    if (checked && checked.flags[i] < 0) return;
     cluster._queue(
       c.name,
       c.args,
@@ -107,34 +100,26 @@ function execEach(cluster, queue, done, checked) {
 }
 
 // A batch sent as one record: its commands checked and given their flags here; the ones that
-// fail the check fail alone (their callbacks on the next tick, as for a single command) and the
-// rest are sent. `done` is exec's callback. `state.sent` lists the sent commands' indexes in
-// record order and `state.cmds` the commands, or is null and the queue itself when every command
-// passed (the usual case: no index list is built).
+// fail the check fail alone (their callbacks on the next tick, as for a single command) and get
+// flags FAILED, which leaves them out of the record; the other `state.sent` are sent in queue
+// order. `done` is exec's callback.
+const FAILED = -1;
+
 function prepareBatch(queue, done, flagsOf) {
   const n = queue.length;
-  const state = { queue, sent: null, cmds: queue, flags: new Array(n), replies: new Array(n), errors: null, done };
+  const state = { queue, flags: new Array(n), sent: 0, replies: new Array(n), errors: null, done };
   for (let i = 0; i < n; i++) {
     const c = queue[i];
     const flags = flagsOf(c);
     if (flags instanceof Error) {
-      if (state.sent === null) {
-        // The first failure: the commands before it were all sent.
-        state.sent = Array.from({ length: i }, (_, k) => k);
-        state.cmds = queue.slice(0, i);
-        state.flags.length = i;
-      }
+      state.flags[i] = FAILED;
       (state.errors || (state.errors = [])).push(flags);
       state.replies[i] = flags;
       if (c.cb) process.nextTick(c.cb, flags);
       continue;
     }
-    if (state.sent === null) state.flags[i] = flags;
-    else {
-      state.sent.push(i);
-      state.cmds.push(c);
-      state.flags.push(flags);
-    }
+    state.flags[i] = flags;
+    state.sent++;
   }
   return state;
 }

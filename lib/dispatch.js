@@ -39,16 +39,17 @@ function emitSafely(self, ev) {
 
 // Settles a batch record's completion: `result` is [values, failed] (src/binding/convert.rs),
 // `failure` a client-side error for the whole record. Per-command callbacks first, then exec's.
-// `b.sent` (null: every command was sent) maps record positions to the caller's (lib/batch.js).
+// The record holds the commands whose `b.flags` are not negative, in queue order (lib/batch.js).
 function settleBatch(b, result, failure, calls) {
-  const { queue, sent, replies } = b;
+  const { queue, flags, replies } = b;
   let errors = b.errors;
   const values = result ? result[0] : null;
   const failed = result ? result[1] : null;
   let f = 0;
-  const count = sent === null ? queue.length : sent.length;
-  for (let k = 0; k < count; k++) {
-    const i = sent === null ? k : sent[k];
+  let k = -1;
+  for (let i = 0; i < queue.length; i++) {
+    if (flags[i] < 0) continue;
+    k++;
     const c = queue[i];
     let err = null;
     let value;

@@ -115,9 +115,9 @@ const CHUNK: usize = 4096;
 
 /// Splits a batch into commands for the driver, subscription changes and immediate rejections.
 /// `blob` holds the string arguments its records take in order, `large` the large arguments they
-/// refer to. Every `CHUNK` commands, what has been
-/// parsed so far goes to `hand` (the driver starts sending it while the rest is parsed, and
-/// 100,000 commands in one tick never sit in one vector); the remainder is returned.
+/// refer to. Every `CHUNK` commands, what has been parsed so far goes to `hand` (the driver
+/// starts sending it while the rest is parsed, and 100,000 commands in one tick never sit in one
+/// vector); the remainder is returned.
 pub fn parse(
     batch: &[u8],
     blob: &[u8],
