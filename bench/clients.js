@@ -221,6 +221,20 @@ const glide = {
   },
 };
 
+// A stand-in's calls: each is one bare promise, held with its argument `x` and resolved with
+// `reply(x)` on the next macrotask, every call of a turn at once.
+function heldAnswers(reply) {
+  const held = [];
+  const settle = () => {
+    for (let i = 0; i < held.length; i += 2) held[i](reply(held[i + 1]));
+    held.length = 0;
+  };
+  return (x) =>
+    new Promise((resolve) => {
+      if (held.push(resolve, x) === 2) setImmediate(settle);
+    });
+}
+
 // Not a client: the flood workload's own share of the peak. Each GET is one bare promise,
 // resolved with the value a server would return once the whole flood is issued. A client whose
 // get() returns a promise cannot peak below this, so the report subtracts it to show what each
@@ -230,16 +244,8 @@ const floor = {
   label: 'promise-only floor',
   notes: {},
   async connect() {
-    const held = [];
-    const settle = () => {
-      for (let i = 0; i < held.length; i += 2) held[i](valueOf(Number(held[i + 1].slice(KEY_PREFIX.length))));
-      held.length = 0;
-    };
     return {
-      get: (k) =>
-        new Promise((resolve) => {
-          if (held.push(resolve, k) === 2) setImmediate(settle);
-        }),
+      get: heldAnswers((k) => valueOf(Number(k.slice(KEY_PREFIX.length)))),
       close: async () => {},
     };
   },
@@ -258,15 +264,7 @@ const cpuFloor = {
   async connect() {
     const values = Array.from({ length: KEYSPACE }, (_, i) => valueOf(i));
     const valueOfKey = (k) => values[Number(k.slice(KEY_PREFIX.length))];
-    const held = [];
-    const settle = () => {
-      for (let i = 0; i < held.length; i += 2) held[i](held[i + 1]);
-      held.length = 0;
-    };
-    const answer = (reply) =>
-      new Promise((resolve) => {
-        if (held.push(resolve, reply) === 2) setImmediate(settle);
-      });
+    const answer = heldAnswers((reply) => reply);
     return {
       get: (k) => answer(valueOfKey(k)),
       set: () => answer('OK'),

@@ -120,7 +120,7 @@ function tables(medians, rat, scenarios, clients, footnotes, legend) {
   }
   // What the machine can do at all: the client and the six servers share its cores, so client +
   // servers' CPU per op bounds the throughput (batch's 2× target is checked against this).
-  const bound = ours ? scenarios.filter((s) => s.id === 'batch' && medians[s.id][ours.id] && medians[s.id][ours.id].serverCpuUsPerOp != null) : [];
+  const bound = ours ? scenarios.filter((s) => s.id === 'batch' && rat[s.id] && medians[s.id][ours.id] && medians[s.id][ours.id].serverCpuUsPerOp != null) : [];
   for (const s of bound) {
     const m = medians[s.id];
     const o = m[ours.id];
