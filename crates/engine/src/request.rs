@@ -109,6 +109,9 @@ pub struct Request {
     started_ms: u64,
     redirections: u8,
     retries: u32,
+    /// Where the next retry's delay is on its 25 → 250 ms ladder; `rewind_backoff` puts it back
+    /// at the bottom. Apart from `retries`, which counts every retry for the error message.
+    backoff_step: u8,
     /// One byte, in the padding: the io layer keeps one Request per command in flight.
     last_retry: Option<RetryCause>,
     /// Boxed: an ASK is rare, and the io layer keeps one Request per command in flight.
@@ -123,9 +126,17 @@ impl Request {
             started_ms: now_ms,
             redirections: 0,
             retries: 0,
+            backoff_step: 0,
             last_retry: None,
             ask: None,
         }
+    }
+
+    /// The cluster changed while this request waited to retry (the io layer resends it at once):
+    /// its next wait starts again at 25 ms. A node that has not caught up with the change yet is
+    /// asked again soon, not after the longest step the failover had reached.
+    pub fn rewind_backoff(&mut self) {
+        self.backoff_step = 0;
     }
 
     pub fn redirections(&self) -> u8 {
@@ -304,7 +315,8 @@ impl Request {
         self.retries += 1;
         self.last_retry = Some(cause);
         // 25, 50, 100, 200, then 250 ms: quick for a short TRYAGAIN, gentle during a failover.
-        let delay_ms = (25u64 << (self.retries - 1).min(4)).min(250);
+        let delay_ms = (25u64 << self.backoff_step.min(4)).min(250);
+        self.backoff_step = self.backoff_step.saturating_add(1);
         Outcome::Retry { delay_ms, refresh }
     }
 }
@@ -509,6 +521,29 @@ mod tests {
             r.on_reply(down.clone(), &a(1), 1000, &p),
             Outcome::Done(down)
         );
+    }
+
+    #[test]
+    fn a_rewound_backoff_starts_again_at_the_bottom_and_keeps_counting_retries() {
+        let p = RetryPolicy::default();
+        let mut r = Request::new(Target::Slot(1), false, 0);
+        let down = || err("CLUSTERDOWN The cluster is down");
+        let delays: Vec<u64> = (0..6)
+            .map(|i| match r.on_reply(down(), &a(1), i * 10, &p) {
+                Outcome::Retry { delay_ms, .. } => delay_ms,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(delays, [25, 50, 100, 200, 250, 250]);
+        r.rewind_backoff();
+        assert_eq!(
+            r.on_reply(down(), &a(1), 100, &p),
+            Outcome::Retry {
+                delay_ms: 25,
+                refresh: true
+            }
+        );
+        assert_eq!(r.retried(), Some((7, RetryCause::ClusterDown)));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use clustr_engine::topology::{NodeAddr, SlotMap};
 use clustr_engine::{Error, ErrorKind, Reply};
 use tokio::sync::mpsc;
 
+use crate::backoffs::Backoffs;
 use crate::conn::Handshake;
 use crate::nodes::{Nodes, Ticket};
 use crate::pubsub::PubSub;
@@ -72,6 +73,8 @@ pub(crate) struct Driver {
     /// (deadline in ms since start, ticket) of every client command, in submit order, when
     /// commandTimeout is set: one deadline covers queueing, redirections and retries.
     pub(crate) deadlines: VecDeque<(u64, Ticket)>,
+    /// Requests waiting out a retry's backoff (see `timers`).
+    pub(crate) backoffs: Backoffs,
     pub refresh: Refresh,
     pub(crate) ps: PubSub,
     pub(crate) sessions: Sessions,
@@ -121,6 +124,7 @@ pub(crate) async fn run(
         direct,
         awaiting_map: VecDeque::new(),
         deadlines: VecDeque::new(),
+        backoffs: Backoffs::default(),
         refresh: Refresh::default(),
         ps: PubSub::default(),
         sessions: Sessions::default(),

@@ -190,11 +190,14 @@ impl Driver {
                     self.request_refresh();
                 }
                 let gen = self.gen_of(key);
+                // The retries that refresh the map wait for the cluster to change: a new map
+                // ends their wait early (`wake_backoffs`).
+                let token = self.backoffs.park(key, gen, refresh);
                 // Jitter spreads the retries of many requests that failed together.
                 let jitter = (self.rand() % 16) as u64;
                 self.timer(
                     Duration::from_millis(delay_ms + jitter),
-                    TimerKind::Retry(key, gen),
+                    TimerKind::Retry(key, token),
                 );
             }
         }

@@ -7,6 +7,7 @@
 //! commands in, one channel send per batch) and a `Sink` (completed replies and events out, with
 //! one wake-up call when the sink goes from empty to non-empty).
 
+mod backoffs;
 mod conn;
 mod direct;
 mod driver;

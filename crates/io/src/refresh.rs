@@ -229,6 +229,7 @@ impl Driver {
         self.refresh.failed_rounds = 0;
         self.refresh.last_error = None;
         let first = self.map.is_none();
+        let mut changed = false;
         // A map can differ without a visible change (shards listed in another order after a
         // MOVED patch, a replica re-attached): adopt it silently then. The diff (a walk over
         // every slot) is only worked out when the map changed: most refreshes find the same map.
@@ -237,6 +238,7 @@ impl Driver {
                 Some(old) => old.diff(&next),
                 None => SlotMap::default().diff(&next),
             };
+            changed = !first;
             let map = Arc::new(next);
             self.map = Some(map.clone());
             if first || !change.is_empty() {
@@ -256,6 +258,9 @@ impl Driver {
         }
         self.finish_round();
         self.release_awaiting();
+        if changed {
+            self.wake_backoffs();
+        }
         if first {
             self.ps_map_adopted();
         } else {

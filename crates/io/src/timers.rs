@@ -1,7 +1,8 @@
 //! The driver's timers: one-shot timers it sets for itself (retries, refresh rate limit,
 //! topology query timeouts, reconnect backoff, redis-clustr's `wait`), the periodic safety
 //! refresh, and commandTimeout deadlines, all delivered as messages to the driver loop so that
-//! every state change still happens in one place.
+//! every state change still happens in one place. A retry's wait can also end early, when the
+//! slot map changes (`wake_backoffs`, with the waits kept in `backoffs`).
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use crate::Msg;
 
 /// Timers the driver sets for itself.
 pub(crate) enum TimerKind {
-    /// Resend entry `key` if it is still generation `gen`.
+    /// Resend entry `key` if it still waits out the backoff with this token (see `backoffs`).
     Retry(usize, u64),
     Refresh,
     /// The periodic safety refresh.
@@ -36,6 +37,35 @@ pub(crate) enum TimerKind {
 }
 
 impl Driver {
+    /// The timer of wait `token` of entry `key` fired: resends the entry if that wait is still
+    /// on and the entry is still the request that waited.
+    fn backoff_over(&mut self, key: usize, token: u64) {
+        if let Some(gen) = self.backoffs.end(key, token) {
+            if self.entry((key, gen)).is_some() {
+                self.dispatch(key);
+            }
+        }
+    }
+
+    /// A slot map that differs from the last one was adopted: the requests waiting for the
+    /// cluster to change (CLUSTERDOWN, MASTERDOWN, READONLY, a dead or lost node) are resent now,
+    /// in the order they began to wait, with their backoff back at its first step. During a
+    /// failover the whole cluster answers CLUSTERDOWN until a replica is promoted; a request
+    /// that had reached the 250 ms step would otherwise sit out most of it after the promotion,
+    /// and one issued early in the outage could reach its commandTimeout just after the cluster
+    /// was whole again.
+    pub(crate) fn wake_backoffs(&mut self) {
+        for (key, gen) in self.backoffs.wake() {
+            let Some(e) = self.entries.get_mut(key).and_then(|e| e.as_mut()) else {
+                continue;
+            };
+            if e.gen == gen {
+                e.req.rewind_backoff();
+                self.dispatch(key);
+            }
+        }
+    }
+
     /// Starts the periodic safety refresh and, with commandTimeout, the deadline sweep.
     pub(crate) fn start_timers(&self, periodic: Duration) {
         self.every(periodic, || TimerKind::Periodic);
@@ -74,11 +104,7 @@ impl Driver {
 
     pub(crate) fn timer_fired(&mut self, t: TimerKind) {
         match t {
-            TimerKind::Retry(key, gen) => {
-                if self.entry((key, gen)).is_some() {
-                    self.dispatch(key);
-                }
-            }
+            TimerKind::Retry(key, token) => self.backoff_over(key, token),
             TimerKind::Refresh => {
                 self.refresh.timer_armed = false;
                 self.request_refresh();

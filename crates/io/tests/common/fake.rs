@@ -48,6 +48,19 @@ pub struct State {
     pub closed_by_client: Vec<usize>,
     /// Per connection, a way to push unsolicited bytes.
     pub inject: Vec<mpsc::UnboundedSender<Vec<u8>>>,
+    /// A change of the cluster, played once (see `Flip`).
+    pub flip: Option<Flip>,
+    /// When the flip was played.
+    pub flipped_at: Option<Instant>,
+}
+
+/// The cluster changes under the client: the first CLUSTER SLOTS asked once `after` commands on
+/// `trigger` were served is answered with `slots` (and so is every later one), and the script
+/// for `trigger` becomes `then` (stays as it is when None).
+pub struct Flip {
+    pub after: usize,
+    pub slots: Vec<u8>,
+    pub then: Option<VecDeque<Hostile>>,
 }
 
 #[derive(Clone)]
@@ -197,7 +210,22 @@ impl Server {
                 Then::Stay,
             ),
             (b"CLUSTER", b"SLOTS") => {
-                let custom = self.st().slots.clone();
+                let mut st = self.st();
+                let served = st
+                    .log
+                    .iter()
+                    .filter(|(_, a)| a.get(1).map(Vec::as_slice) == Some(b"trigger"))
+                    .count();
+                if st.flip.as_ref().is_some_and(|f| served >= f.after) {
+                    let f = st.flip.take().unwrap();
+                    st.slots = Some(f.slots);
+                    if let Some(then) = f.then {
+                        st.hostile = then;
+                    }
+                    st.flipped_at = Some(Instant::now());
+                }
+                let custom = st.slots.clone();
+                drop(st);
                 (custom.unwrap_or_else(|| self.good_slots()), Then::Stay)
             }
             (cmd, _) => {

@@ -1,0 +1,111 @@
+//! A cluster that changes while requests wait out a retry's backoff. During a failover every
+//! shard answers CLUSTERDOWN until a replica is promoted; the client retries with a growing
+//! backoff (25 → 250 ms) and refreshes its slot map. When the refreshed map differs, the waiting
+//! requests are resent at once, their backoff back at its first step, instead of sitting out a
+//! step that had grown during the outage — which could carry a command issued early in the
+//! outage past its commandTimeout although the cluster was whole again (the R3/R4 flake in
+//! RELIABILITY.md's runs). Driven through `clustr_io::Client` against the scripted fake node.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use clustr_engine::slot::slot;
+use clustr_engine::Reply;
+use common::assert_no_io_panic;
+use common::fake::{slots_reply, Flip, Hostile, HostileHarness as Harness, Server};
+
+fn down() -> Hostile {
+    Hostile::Send(b"-CLUSTERDOWN The cluster is down\r\n".to_vec())
+}
+
+#[tokio::test]
+async fn a_changed_map_resends_the_requests_waiting_out_clusterdown_at_once() {
+    let a = Server::start().await;
+    let b = Server::start().await;
+    // Before the change every `SET trigger` is answered CLUSTERDOWN.
+    for _ in 0..64 {
+        a.script(down());
+    }
+    // The change comes with the first map asked after the fifth CLUSTERDOWN, when the request
+    // has just begun its 250 ms step: the half of the slots without `trigger` moves to b (a
+    // promotion elsewhere). a has not caught up yet and answers CLUSTERDOWN four more times.
+    let s = i64::from(slot(b"trigger"));
+    let (kept, moved) = if s < 8192 {
+        ((0, 8191), (8192, 16383))
+    } else {
+        ((8192, 16383), (0, 8191))
+    };
+    let port = |s: &Server| i64::from(s.port);
+    let changed = slots_reply(&[
+        (kept.0, kept.1, b"127.0.0.1", port(&a)),
+        (moved.0, moved.1, b"127.0.0.1", port(&b)),
+    ]);
+    // b, once known, tells the same story.
+    b.st().slots = Some(changed.clone());
+    a.st().flip = Some(Flip {
+        after: 5,
+        slots: changed,
+        then: Some([down(), down(), down(), down()].into()),
+    });
+    // No periodic refresh: the retries' own refresh requests are the only ones.
+    let mut h = Harness::start_with(&a, true, |c| c.slot_interval_ms = Some(60_000)).await;
+
+    let got = h.set(b"trigger").await;
+    let done = Instant::now();
+    assert_eq!(got, Ok(Reply::Status("OK".into())));
+    let flipped = a.st().flipped_at.expect("the map never changed");
+    // Five CLUSTERDOWNs before the change, four after, then OK: each answer caused exactly one
+    // send. The timer of the wait the change cut short must not send the request again.
+    assert_eq!(a.served(b"trigger").len(), 10);
+    // Resent at once, then 25 + 50 + 100 + 200 ms (plus up to 15 ms of jitter each): ≤ ~435 ms.
+    // Without the wake it sits out the rest of its 250 ms step (≥ 150 ms: the refresh that
+    // brought the change may lag the CLUSTERDOWN by its 100 ms rate limit), then four more
+    // 250 ms steps: ≥ 1,150 ms. Timers never fire early, so that side cannot pass by luck.
+    let after = done - flipped;
+    assert!(
+        after < Duration::from_millis(800),
+        "the request finished {after:?} after the map changed"
+    );
+    assert_no_io_panic();
+}
+
+#[tokio::test]
+async fn a_changed_map_leaves_a_request_waiting_out_tryagain_on_its_timer() {
+    // TRYAGAIN is about one slot's keys during a migration, not about the map: a new map does
+    // not cut its wait short.
+    let a = Server::start().await;
+    let b = Server::start().await;
+    let again = || Hostile::Send(b"-TRYAGAIN Multiple keys request during rehashing\r\n".to_vec());
+    for _ in 0..5 {
+        a.script(again());
+    }
+    let s = i64::from(slot(b"trigger"));
+    let (kept, moved) = if s < 8192 {
+        ((0, 8191), (8192, 16383))
+    } else {
+        ((8192, 16383), (0, 8191))
+    };
+    // The periodic refresh (every 100 ms) brings the change while the request waits.
+    let changed = slots_reply(&[
+        (kept.0, kept.1, b"127.0.0.1", i64::from(a.port)),
+        (moved.0, moved.1, b"127.0.0.1", i64::from(b.port)),
+    ]);
+    b.st().slots = Some(changed.clone());
+    a.st().flip = Some(Flip {
+        after: 2,
+        slots: changed,
+        then: None,
+    });
+    let mut h = Harness::start_with(&a, true, |c| c.slot_interval_ms = Some(100)).await;
+    let start = Instant::now();
+    let got = h.set(b"trigger").await;
+    assert_eq!(got, Ok(Reply::Status("OK".into())));
+    assert!(a.st().flipped_at.is_some(), "the map never changed");
+    assert_eq!(a.served(b"trigger").len(), 6);
+    // 25 + 50 + 100 + 200 + 250 ms of backoff, all of it waited: a wake at the change (about
+    // 100 ms in) would have resent it and started its backoff again from 25 ms.
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(625), "done after {took:?}");
+    assert_no_io_panic();
+}
