@@ -63,10 +63,50 @@ const R2 = {
   },
 };
 
+// When the masters at `ports` refuse every key (cluster_state:fail) after the fault: polled
+// every 20 ms until stop() returns the merged [from, to] windows (ms timestamps). A master fails
+// the whole cluster from when it flags the victim FAIL until a replica is promoted, since a slot
+// is then uncovered (cluster-require-full-coverage, the default): a command on an untouched shard
+// sent then gets CLUSTERDOWN, and one sent early in a window longer than its commandTimeout can
+// only time out, whatever the client does.
+function clusterDownWatch(ports) {
+  const windows = [];
+  let open = null;
+  let stopped = false;
+  const poll = async () => {
+    while (!stopped) {
+      const t = Date.now();
+      let down = false;
+      for (const port of ports) {
+        try {
+          if (c.parseInfo(await c.sendCommand(port, ['CLUSTER', 'INFO'], { timeoutMs: 200 })).cluster_state === 'fail') down = true;
+        } catch (_) {
+          // no answer: no evidence either way
+        }
+      }
+      if (down && !open) open = [t, t];
+      else if (down) open[1] = Date.now();
+      else if (open) {
+        windows.push(open);
+        open = null;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const running = poll();
+  return async () => {
+    stopped = true;
+    await running;
+    if (open) windows.push(open);
+    return windows;
+  };
+}
+
 // SIGKILL / SIGSTOP / DEBUG SLEEP of the first master, then heal; shared by R3, R4 and R11.
 // `signal` 'SLEEP' puts the master in `DEBUG SLEEP <sleepS>` instead (R11): it wakes by itself.
 async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) {
-  const victim = (await ctx.cluster.masters())[0];
+  const masters = await ctx.cluster.masters();
+  const victim = masters[0];
   const replica = victim.replicas[0];
   ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
   ctx.affected = c.inRanges(victim.slots);
@@ -88,8 +128,17 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) 
     }, { timeout: 2000, interval: 10, what: `${victim.port} to fall asleep` });
   } else await ctx.cluster.killNode(victim.port, signal);
   ctx.faultAt = Date.now();
+  const stopWatch = clusterDownWatch(masters.slice(1).map((m) => m.port));
   await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 20000, interval: 20, what: `replica ${replica} promoted` });
   ctx.figures.promotionMs = Date.now() - ctx.faultAt;
+  const others = masters.slice(1).map((m) => m.port);
+  await c.until(async () => {
+    for (const port of others) {
+      if (c.parseInfo(await c.sendCommand(port, ['CLUSTER', 'INFO'], { timeoutMs: 500 })).cluster_state !== 'ok') return false;
+    }
+    return true;
+  }, { timeout: 10000, interval: 20, what: 'the untouched masters to report cluster_state:ok' });
+  ctx.clusterDown = await stopWatch();
   await ctx.at(healAt);
   ctx.healAt = Date.now();
   if (signal === 'SIGKILL') await ctx.cluster.restartNode(victim.port);
@@ -103,16 +152,30 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) 
   return victim;
 }
 
+// How long before its deadline the cluster must have been whole again for a command that waited
+// out CLUSTERDOWN to be expected to succeed: the client learns of the promotion by a refresh
+// (rate-limited to one per 100 ms), then resends at once.
+const HEALED_MARGIN_MS = 200;
+
 // Errors on slots the fault does not touch (keyless ECHO excluded: it may land on the victim).
+// A TIMEOUT after CLUSTERDOWN whose deadline came while the untouched masters still reported
+// cluster_state:fail, or within HEALED_MARGIN_MS after they stopped, is the cluster's (counted
+// as unaffectedClusterDown, not an error): no client could have had an answer in time.
 function unaffectedErrors(ctx, f) {
   const unaffected = (o) => o.s >= 0 && !ctx.affected(o.s);
-  const w = window(ctx.wl, ctx.faultAt, Infinity, unaffected);
+  const down = ctx.clusterDown || [];
+  f.clusterDownMs = down.map(([a, b]) => `+${a - ctx.faultAt}..+${b - ctx.faultAt}`);
+  const clusters = (o) =>
+    o.code === 'TIMEOUT' && /after CLUSTERDOWN/.test(o.why || '') && down.some(([a, b]) => a <= o.t1 && b >= o.t1 - HEALED_MARGIN_MS);
+  const failed = ctx.wl.ops.filter((o) => o.t0 >= ctx.faultAt && o.st !== 'ok' && unaffected(o));
+  f.unaffectedClusterDown = failed.filter(clusters).length;
+  const w = window(ctx.wl, ctx.faultAt, Infinity, (o) => unaffected(o) && !(o.st !== 'ok' && clusters(o)));
   f.unaffectedErrors = w.fail + w.info;
   if (f.unaffectedErrors) {
     f.unaffectedCodes = w.codes;
     // Which ops, when (ms after the fault) and how long they took, to tell a stall from a misroute.
-    f.unaffectedSamples = ctx.wl.ops
-      .filter((o) => o.t0 >= ctx.faultAt && o.st !== 'ok' && unaffected(o))
+    f.unaffectedSamples = failed
+      .filter((o) => !clusters(o))
       .slice(0, 5)
       .map((o) => `${o.k} slot ${o.s} at +${o.t0 - ctx.faultAt} ms took ${o.t1 - o.t0} ms: ${o.code}${o.why ? ` (${o.why})` : ''}`);
   }
