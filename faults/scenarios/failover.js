@@ -183,7 +183,7 @@ function unaffectedErrors(ctx, f) {
 
 const R3 = {
   id: 'R3',
-  summary: (f) => `promotion ${f.promotionMs} ms, first ok ${f.recoveryMs} ms after the kill, info ${f.info}, lost ${f.lost} (durable ${f.lostDetail && f.lostDetail.durable}), unaffected-shard errors ${f.unaffectedErrors}`,
+  summary: (f) => `promotion ${f.promotionMs} ms, first ok ${f.recoveryMs} ms after the kill, info ${f.info}, lost ${f.lost} (durable ${f.lostDetail && f.lostDetail.durable}), unaffected-shard errors ${f.unaffectedErrors} (timeouts inside the CLUSTERDOWN window ${f.unaffectedClusterDown})`,
   title: 'SIGKILL master',
   fault: '`kill -9` a master at t = 10 s (replicas in sync, `WAIT 1 5000` first); restart it at t = 20 s',
   must: 'fail fast on refused connects, keep other shards at full speed, find the promoted replica, re-add the restarted node',
