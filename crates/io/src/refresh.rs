@@ -238,7 +238,9 @@ impl Driver {
                 Some(old) => old.diff(&next),
                 None => SlotMap::default().diff(&next),
             };
-            changed = !first;
+            // Only a visible change (a slot moved, a node came or went) can end a wait for the
+            // cluster: a map that differs only in order or replicas must not resend anything.
+            changed = !first && !change.is_empty();
             let map = Arc::new(next);
             self.map = Some(map.clone());
             if first || !change.is_empty() {

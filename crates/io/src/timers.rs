@@ -47,13 +47,15 @@ impl Driver {
         }
     }
 
-    /// A slot map that differs from the last one was adopted: the requests waiting for the
-    /// cluster to change (CLUSTERDOWN, MASTERDOWN, READONLY, a dead or lost node) are resent now,
-    /// in the order they began to wait, with their backoff back at its first step. During a
-    /// failover the whole cluster answers CLUSTERDOWN until a replica is promoted; a request
-    /// that had reached the 250 ms step would otherwise sit out most of it after the promotion,
-    /// and one issued early in the outage could reach its commandTimeout just after the cluster
-    /// was whole again.
+    /// A slot map in which a slot moved or a node came or went was adopted: the requests waiting
+    /// for the cluster to change (CLUSTERDOWN, MASTERDOWN, READONLY, a dead or lost node) are
+    /// resent now, in the order they began to wait, with their backoff back at its first step.
+    /// During a failover the whole cluster answers CLUSTERDOWN until a replica is promoted; a
+    /// request that had reached the 250 ms step would otherwise sit out most of it after the
+    /// promotion, and one issued early in the outage could reach its commandTimeout just after
+    /// the cluster was whole again. A node that lags the change answers CLUSTERDOWN once more and
+    /// is asked again 25 ms later. Wakes come only with visible changes, so a request is resent
+    /// this way a few times per failover, not on every refresh.
     pub(crate) fn wake_backoffs(&mut self) {
         for (key, gen) in self.backoffs.wake() {
             let Some(e) = self.entries.get_mut(key).and_then(|e| e.as_mut()) else {

@@ -109,3 +109,40 @@ async fn a_changed_map_leaves_a_request_waiting_out_tryagain_on_its_timer() {
     assert!(took >= Duration::from_millis(625), "done after {took:?}");
     assert_no_io_panic();
 }
+
+#[tokio::test]
+async fn a_map_that_only_lists_the_shards_in_another_order_wakes_nothing() {
+    // The same owners listed in another order is a different map but no change of the cluster:
+    // the request waiting out CLUSTERDOWN stays on its timer.
+    let a = Server::start().await;
+    let b = Server::start().await;
+    for _ in 0..5 {
+        a.script(down());
+    }
+    let s = i64::from(slot(b"trigger"));
+    let (kept, moved) = if s < 8192 {
+        ((0, 8191), (8192, 16383))
+    } else {
+        ((8192, 16383), (0, 8191))
+    };
+    let a_range = (kept.0, kept.1, &b"127.0.0.1"[..], i64::from(a.port));
+    let b_range = (moved.0, moved.1, &b"127.0.0.1"[..], i64::from(b.port));
+    a.st().slots = Some(slots_reply(&[a_range, b_range]));
+    b.st().slots = Some(slots_reply(&[b_range, a_range]));
+    a.st().flip = Some(Flip {
+        after: 2,
+        slots: slots_reply(&[b_range, a_range]),
+        then: None,
+    });
+    // Refreshes come only from the retries (each CLUSTERDOWN asks for one).
+    let mut h = Harness::start_with(&a, true, |c| c.slot_interval_ms = Some(60_000)).await;
+    let start = Instant::now();
+    let got = h.set(b"trigger").await;
+    assert_eq!(got, Ok(Reply::Status("OK".into())));
+    assert!(a.st().flipped_at.is_some(), "the map never changed");
+    assert_eq!(a.served(b"trigger").len(), 6);
+    // Every step waited: 25 + 50 + 100 + 200 + 250 ms.
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(625), "done after {took:?}");
+    assert_no_io_panic();
+}
