@@ -64,7 +64,8 @@ const R2 = {
 };
 
 // When the masters at `ports` refuse every key (cluster_state:fail) after the fault: polled
-// every 20 ms until stop() returns the merged [from, to] windows (ms timestamps). A master fails
+// every 20 ms until stop() returns the [from, to] windows (ms timestamps) in which at least one
+// of them said so; a poll that none answers ends a window (the strict side). A master fails
 // the whole cluster from when it flags the victim FAIL until a replica is promoted, since a slot
 // is then uncovered (cluster-require-full-coverage, the default): a command on an untouched shard
 // sent then gets CLUSTERDOWN, and one sent early in a window longer than its commandTimeout can
@@ -128,17 +129,21 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) 
     }, { timeout: 2000, interval: 10, what: `${victim.port} to fall asleep` });
   } else await ctx.cluster.killNode(victim.port, signal);
   ctx.faultAt = Date.now();
-  const stopWatch = clusterDownWatch(masters.slice(1).map((m) => m.port));
-  await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 20000, interval: 20, what: `replica ${replica} promoted` });
-  ctx.figures.promotionMs = Date.now() - ctx.faultAt;
   const others = masters.slice(1).map((m) => m.port);
-  await c.until(async () => {
-    for (const port of others) {
-      if (c.parseInfo(await c.sendCommand(port, ['CLUSTER', 'INFO'], { timeoutMs: 500 })).cluster_state !== 'ok') return false;
-    }
-    return true;
-  }, { timeout: 10000, interval: 20, what: 'the untouched masters to report cluster_state:ok' });
-  ctx.clusterDown = await stopWatch();
+  const stopWatch = clusterDownWatch(others);
+  try {
+    await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 20000, interval: 20, what: `replica ${replica} promoted` });
+    ctx.figures.promotionMs = Date.now() - ctx.faultAt;
+    await c.until(async () => {
+      for (const port of others) {
+        if (c.parseInfo(await c.sendCommand(port, ['CLUSTER', 'INFO'], { timeoutMs: 500 })).cluster_state !== 'ok') return false;
+      }
+      return true;
+    }, { timeout: 10000, interval: 20, what: 'the untouched masters to report cluster_state:ok' });
+  } finally {
+    // Stopped whatever happens: it must not poll ports a later scenario's cluster may reuse.
+    ctx.clusterDown = await stopWatch();
+  }
   await ctx.at(healAt);
   ctx.healAt = Date.now();
   if (signal === 'SIGKILL') await ctx.cluster.restartNode(victim.port);

@@ -446,6 +446,27 @@ impl Nodes {
         )
     }
 
+    /// The cluster changed: takes the requests parked for nodes that are not connected (waiting
+    /// out a reconnect backoff, or still connecting), in the order each node parked them, so the
+    /// new map can route them again: a request for a dead master's slot would otherwise wait for
+    /// that master's next reconnect (up to 2.5 s) before the promoted replica is tried. Requests
+    /// after an ASK stay: their node came from the redirection, not from the map.
+    pub fn unpark_unconnected(&mut self) -> Vec<Ticket> {
+        let mut out = Vec::new();
+        for n in self.nodes.values_mut() {
+            if matches!(n.state, State::Ready(_)) || n.parked.is_empty() {
+                continue;
+            }
+            n.parked.retain(|&(t, asking)| {
+                if !asking {
+                    out.push(t);
+                }
+                asking
+            });
+        }
+        out
+    }
+
     /// Closes connections to nodes outside `keep` that carry no requests.
     pub fn retain_busy_or(&mut self, keep: &[NodeAddr]) {
         self.nodes.retain(|addr, n| {

@@ -114,12 +114,16 @@ impl Driver {
                 candidates.push(s.clone());
             }
         }
-        // Nodes whose connection just failed go last: asking a dead master first would stall the
-        // round on its reconnect backoff, exactly when a fresh map matters most (failover).
-        let (failing, healthy): (Vec<NodeAddr>, Vec<NodeAddr>) = candidates
+        // Connected nodes first, then the ones not connected yet, then those whose connection
+        // just failed: asking a dead master first would stall the round on its reconnect
+        // backoff, and one that accepts connections but never answers (a frozen host) on the
+        // connect timeout, exactly when a fresh map matters most (failover).
+        let (failing, rest): (Vec<NodeAddr>, Vec<NodeAddr>) = candidates
             .into_iter()
             .partition(|n| self.nodes.is_failing(n));
-        let mut candidates = healthy;
+        let (mut candidates, connecting): (Vec<NodeAddr>, Vec<NodeAddr>) =
+            rest.into_iter().partition(|n| self.nodes.is_ready(n));
+        candidates.extend(connecting);
         candidates.extend(failing);
         candidates.reverse();
         self.refresh.candidates = candidates;
@@ -239,7 +243,8 @@ impl Driver {
                 None => SlotMap::default().diff(&next),
             };
             // Only a visible change (a slot moved, a node came or went) can end a wait for the
-            // cluster: a map that differs only in order or replicas must not resend anything.
+            // cluster: a map that differs only in the order of its shards, or in which shard a
+            // replica is listed under, must not resend anything.
             changed = !first && !change.is_empty();
             let map = Arc::new(next);
             self.map = Some(map.clone());

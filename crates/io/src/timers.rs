@@ -48,16 +48,21 @@ impl Driver {
     }
 
     /// A slot map in which a slot moved or a node came or went was adopted: the requests waiting
-    /// for the cluster to change (CLUSTERDOWN, MASTERDOWN, READONLY, a dead or lost node) are
-    /// resent now, in the order they began to wait, with their backoff back at its first step.
+    /// for the cluster to change are sent again now, routed by the new map, with their backoff
+    /// back at its first step — those parked for a node that is not connected (a dead or
+    /// unreachable master: `Nodes::unpark_unconnected`), then those waiting out a retry after
+    /// CLUSTERDOWN, MASTERDOWN, READONLY or a lost node, in the order they began to wait.
     /// During a failover the whole cluster answers CLUSTERDOWN until a replica is promoted; a
     /// request that had reached the 250 ms step would otherwise sit out most of it after the
     /// promotion, and one issued early in the outage could reach its commandTimeout just after
     /// the cluster was whole again. A node that lags the change answers CLUSTERDOWN once more and
-    /// is asked again 25 ms later. Wakes come only with visible changes, so a request is resent
-    /// this way a few times per failover, not on every refresh.
+    /// is asked again 25 ms later. Only visible changes wake, and refreshes are rate-limited to
+    /// one per 100 ms, so a request is sent this way at most ten times a second even while the
+    /// nodes' views disagree and each refresh sees a different map; usually once per failover.
     pub(crate) fn wake_backoffs(&mut self) {
-        for (key, gen) in self.backoffs.wake() {
+        let parked = self.nodes.unpark_unconnected();
+        let woken = self.backoffs.wake();
+        for (key, gen) in parked.into_iter().chain(woken) {
             let Some(e) = self.entries.get_mut(key).and_then(|e| e.as_mut()) else {
                 continue;
             };

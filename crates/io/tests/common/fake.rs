@@ -52,6 +52,8 @@ pub struct State {
     pub flip: Option<Flip>,
     /// When the flip was played.
     pub flipped_at: Option<Instant>,
+    /// CLUSTER SLOTS queries answered.
+    pub slots_served: usize,
 }
 
 /// The cluster changes under the client: the first CLUSTER SLOTS asked once `after` commands on
@@ -211,6 +213,7 @@ impl Server {
             ),
             (b"CLUSTER", b"SLOTS") => {
                 let mut st = self.st();
+                st.slots_served += 1;
                 let served = st
                     .log
                     .iter()
