@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use clustr_engine::slot::slot;
@@ -20,6 +21,37 @@ fn down() -> Hostile {
     Hostile::Send(b"-CLUSTERDOWN The cluster is down\r\n".to_vec())
 }
 
+/// A CLUSTER SLOTS range: (first slot, last slot, host, port).
+type Range = (i64, i64, &'static [u8], i64);
+
+/// `trigger`'s half of the slots on `a`, the other half on `b`.
+fn halves(a: &Server, b: &Server) -> (Range, Range) {
+    let ((k0, k1), (m0, m1)) = if slot(b"trigger") < 8192 {
+        ((0, 8191), (8192, 16383))
+    } else {
+        ((8192, 16383), (0, 8191))
+    };
+    let host: &'static [u8] = b"127.0.0.1";
+    (
+        (k0, k1, host, i64::from(a.port)),
+        (m0, m1, host, i64::from(b.port)),
+    )
+}
+
+/// The cluster changes under the waiting `trigger`: from the first map a is asked for once it
+/// has served `after` commands on `trigger`, the half of the slots without it is on b (a
+/// promotion elsewhere), and a's script becomes `then`. b tells the same story once known.
+fn move_other_half(a: &Server, b: &Server, after: usize, then: Option<VecDeque<Hostile>>) {
+    let (kept, moved) = halves(a, b);
+    let changed = slots_reply(&[kept, moved]);
+    b.st().slots = Some(changed.clone());
+    a.st().flip = Some(Flip {
+        after,
+        slots: changed,
+        then,
+    });
+}
+
 #[tokio::test]
 async fn a_changed_map_resends_the_requests_waiting_out_clusterdown_at_once() {
     let a = Server::start().await;
@@ -29,26 +61,9 @@ async fn a_changed_map_resends_the_requests_waiting_out_clusterdown_at_once() {
         a.script(down());
     }
     // The change comes with the first map asked after the fifth CLUSTERDOWN, when the request
-    // has just begun its 250 ms step: the half of the slots without `trigger` moves to b (a
-    // promotion elsewhere). a has not caught up yet and answers CLUSTERDOWN four more times.
-    let s = i64::from(slot(b"trigger"));
-    let (kept, moved) = if s < 8192 {
-        ((0, 8191), (8192, 16383))
-    } else {
-        ((8192, 16383), (0, 8191))
-    };
-    let port = |s: &Server| i64::from(s.port);
-    let changed = slots_reply(&[
-        (kept.0, kept.1, b"127.0.0.1", port(&a)),
-        (moved.0, moved.1, b"127.0.0.1", port(&b)),
-    ]);
-    // b, once known, tells the same story.
-    b.st().slots = Some(changed.clone());
-    a.st().flip = Some(Flip {
-        after: 5,
-        slots: changed,
-        then: Some([down(), down(), down(), down()].into()),
-    });
+    // has just begun its 250 ms step. a has not caught up yet and answers CLUSTERDOWN four more
+    // times.
+    move_other_half(&a, &b, 5, Some([down(), down(), down(), down()].into()));
     // No periodic refresh: the retries' own refresh requests are the only ones.
     let mut h = Harness::start_with(&a, true, |c| c.slot_interval_ms = Some(60_000)).await;
 
@@ -81,23 +96,8 @@ async fn a_changed_map_leaves_a_request_waiting_out_tryagain_on_its_timer() {
     for _ in 0..5 {
         a.script(again());
     }
-    let s = i64::from(slot(b"trigger"));
-    let (kept, moved) = if s < 8192 {
-        ((0, 8191), (8192, 16383))
-    } else {
-        ((8192, 16383), (0, 8191))
-    };
     // The periodic refresh (every 100 ms) brings the change while the request waits.
-    let changed = slots_reply(&[
-        (kept.0, kept.1, b"127.0.0.1", i64::from(a.port)),
-        (moved.0, moved.1, b"127.0.0.1", i64::from(b.port)),
-    ]);
-    b.st().slots = Some(changed.clone());
-    a.st().flip = Some(Flip {
-        after: 2,
-        slots: changed,
-        then: None,
-    });
+    move_other_half(&a, &b, 2, None);
     let mut h = Harness::start_with(&a, true, |c| c.slot_interval_ms = Some(100)).await;
     let start = Instant::now();
     let got = h.set(b"trigger").await;
@@ -120,14 +120,7 @@ async fn a_map_that_only_lists_the_shards_in_another_order_wakes_nothing() {
     for _ in 0..5 {
         a.script(down());
     }
-    let s = i64::from(slot(b"trigger"));
-    let (kept, moved) = if s < 8192 {
-        ((0, 8191), (8192, 16383))
-    } else {
-        ((8192, 16383), (0, 8191))
-    };
-    let a_range = (kept.0, kept.1, &b"127.0.0.1"[..], i64::from(a.port));
-    let b_range = (moved.0, moved.1, &b"127.0.0.1"[..], i64::from(b.port));
+    let (a_range, b_range) = halves(&a, &b);
     a.st().slots = Some(slots_reply(&[a_range, b_range]));
     b.st().slots = Some(slots_reply(&[b_range, a_range]));
     a.st().flip = Some(Flip {
