@@ -439,6 +439,19 @@ impl Nodes {
             .is_some_and(|n| n.failures > 0 && !matches!(n.state, State::Ready(_)))
     }
 
+    /// For a connected node, how recently it showed it answers: now when nothing is outstanding
+    /// on it, else when it last made progress (a reply matched, or requests written while none
+    /// was outstanding). None when it is not connected. A frozen host (SIGSTOP, a partition)
+    /// keeps its connection but stops making progress, so it sorts last among connected nodes.
+    pub fn answered_at(&self, addr: &NodeAddr, now: Instant) -> Option<Instant> {
+        let n = self.nodes.get(addr)?;
+        match n.state {
+            State::Ready(_) if n.fifo.is_empty() => Some(now),
+            State::Ready(_) => Some(n.progress),
+            _ => None,
+        }
+    }
+
     pub fn is_ready(&self, addr: &NodeAddr) -> bool {
         matches!(
             self.nodes.get(addr).map(|n| &n.state),

@@ -114,15 +114,17 @@ impl Driver {
                 candidates.push(s.clone());
             }
         }
-        // Connected nodes first, then the ones not connected yet, then those whose connection
-        // just failed: asking a dead master first would stall the round on its reconnect
-        // backoff, and one that accepts connections but never answers (a frozen host) on the
-        // connect timeout, exactly when a fresh map matters most (failover).
+        // Connected nodes first, those that answered most recently before the others (a frozen
+        // host keeps its connection but stops answering), then the ones not connected yet, then
+        // those whose connection just failed: asking a dead master first would stall the round
+        // on its reconnect backoff, and a frozen one on the query timeout (2 s), exactly when a
+        // fresh map matters most (failover). Ties keep the rotated order.
         let (failing, rest): (Vec<NodeAddr>, Vec<NodeAddr>) = candidates
             .into_iter()
             .partition(|n| self.nodes.is_failing(n));
         let (mut candidates, connecting): (Vec<NodeAddr>, Vec<NodeAddr>) =
             rest.into_iter().partition(|n| self.nodes.is_ready(n));
+        candidates.sort_by_cached_key(|n| std::cmp::Reverse(self.nodes.answered_at(n, now)));
         candidates.extend(connecting);
         candidates.extend(failing);
         candidates.reverse();

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use clustr_engine::slot::slot;
 use clustr_engine::Reply;
+use clustr_io::Event;
 use common::fake::{slots_reply, Flip, Hostile, HostileHarness as Harness, Server};
 use common::{assert_no_io_panic, WITHIN};
 
@@ -196,5 +197,65 @@ async fn a_changed_map_routes_a_request_parked_for_an_unreachable_node_at_once()
     // Without the wake, or with a refresh that asks a frozen master first, it waits out the 2 s
     // connect timeout; with both, about one refresh period after the change.
     assert!(took < Duration::from_millis(1_000), "done after {took:?}");
+    assert_no_io_panic();
+}
+
+#[tokio::test]
+async fn a_refresh_asks_a_node_that_answers_before_a_frozen_one() {
+    // Seven masters whose hosts froze with a command outstanding (connections up, nothing
+    // answered, topology queries included) and one that answers. A refresh that asked a frozen
+    // one first would wait out the 2 s query timeout; the map must come from the live one.
+    let a = Server::start().await;
+    let mut frozen = Vec::new();
+    for _ in 0..7 {
+        let m = Server::start().await;
+        m.st().mute = true;
+        frozen.push(m);
+    }
+    let host: &[u8] = b"127.0.0.1";
+    let mut ranges: Vec<Range> = frozen
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            (
+                i as i64 * 2048,
+                i as i64 * 2048 + 2047,
+                host,
+                i64::from(m.port),
+            )
+        })
+        .collect();
+    ranges.push((14336, 16383, host, i64::from(a.port)));
+    a.st().slots = Some(slots_reply(&ranges));
+    let mut h = Harness::start_with(&a, true, |c| c.slot_interval_ms = Some(100)).await;
+    // One GET per frozen master, never answered.
+    for (i, m) in frozen.iter().enumerate() {
+        let key = (0..)
+            .map(|n| format!("k{n}"))
+            .find(|k| usize::from(slot(k.as_bytes())) / 2048 == i)
+            .unwrap();
+        h.submit(&[b"GET", key.as_bytes()], false);
+        let start = Instant::now();
+        while m.served(key.as_bytes()).is_empty() {
+            assert!(
+                start.elapsed() < WITHIN,
+                "the GET never reached frozen master {i}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    // The cluster moves every slot to a; only a can say so.
+    h.pump();
+    h.events.clear();
+    a.st().slots = None;
+    let start = Instant::now();
+    h.wait_event("Topology", |e| matches!(e, Event::Topology(..)))
+        .await;
+    let took = start.elapsed();
+    // A round that asks a frozen master first takes at least its 2 s query timeout.
+    assert!(
+        took < Duration::from_millis(1_000),
+        "map learnt after {took:?}"
+    );
     assert_no_io_panic();
 }

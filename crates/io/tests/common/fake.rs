@@ -54,6 +54,9 @@ pub struct State {
     pub flipped_at: Option<Instant>,
     /// CLUSTER SLOTS queries answered.
     pub slots_served: usize,
+    /// A frozen host: past the handshake (PING, AUTH, READONLY) nothing is answered, topology
+    /// queries included; commands are still logged.
+    pub mute: bool,
 }
 
 /// The cluster changes under the client: the first CLUSTER SLOTS asked once `after` commands on
@@ -207,6 +210,10 @@ impl Server {
                 (b"+OK\r\n".to_vec(), Then::Stay)
             }
             (b"READONLY", _) => (b"+OK\r\n".to_vec(), Then::Stay),
+            _ if self.st().mute => {
+                self.st().log.push((conn, args));
+                (Vec::new(), Then::Stay)
+            }
             (b"CLUSTER", b"SHARDS") => (
                 b"-ERR unknown subcommand 'SHARDS'. Try CLUSTER HELP.\r\n".to_vec(),
                 Then::Stay,
