@@ -439,17 +439,15 @@ impl Nodes {
             .is_some_and(|n| n.failures > 0 && !matches!(n.state, State::Ready(_)))
     }
 
-    /// For a connected node, how recently it showed it answers: now when nothing is outstanding
-    /// on it, else when it last made progress (a reply matched, or requests written while none
-    /// was outstanding). None when it is not connected. A frozen host (SIGSTOP, a partition)
-    /// keeps its connection but stops making progress, so it sorts last among connected nodes.
-    pub fn answered_at(&self, addr: &NodeAddr, now: Instant) -> Option<Instant> {
-        let n = self.nodes.get(addr)?;
-        match n.state {
-            State::Ready(_) if n.fifo.is_empty() => Some(now),
-            State::Ready(_) => Some(n.progress),
-            _ => None,
-        }
+    /// Whether a connected node has requests outstanding and has made no progress for `limit`
+    /// (no reply matched, nothing written while it was idle): a frozen host (SIGSTOP, a
+    /// partition) keeps its connection but stops answering. An idle node is never stalled.
+    pub fn is_stalled(&self, addr: &NodeAddr, now: Instant, limit: Duration) -> bool {
+        self.nodes.get(addr).is_some_and(|n| {
+            matches!(n.state, State::Ready(_))
+                && !n.fifo.is_empty()
+                && now.duration_since(n.progress) >= limit
+        })
     }
 
     pub fn is_ready(&self, addr: &NodeAddr) -> bool {

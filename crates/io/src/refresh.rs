@@ -17,6 +17,9 @@ use crate::timers::TimerKind;
 use crate::Event;
 
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// A connected node that has answered nothing this long while requests wait on it is asked for
+/// the map after the others. A healthy node under load answers within a few milliseconds.
+const STALLED: Duration = Duration::from_millis(100);
 
 /// Which topology command an internal request carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,17 +117,21 @@ impl Driver {
                 candidates.push(s.clone());
             }
         }
-        // Connected nodes first, those that answered most recently before the others (a frozen
-        // host keeps its connection but stops answering), then the ones not connected yet, then
-        // those whose connection just failed: asking a dead master first would stall the round
-        // on its reconnect backoff, and a frozen one on the query timeout (2 s), exactly when a
-        // fresh map matters most (failover). Ties keep the rotated order.
+        // Connected nodes first (in the rotated order: masters before replicas), then connected
+        // ones that have left requests unanswered for a while (a frozen host keeps its
+        // connection but stops answering), then the ones not connected yet, then those whose
+        // connection just failed. Asking a dead master first would stall the round on its
+        // reconnect backoff, and a frozen one on the query timeout (2 s), exactly when a fresh
+        // map matters most (failover).
         let (failing, rest): (Vec<NodeAddr>, Vec<NodeAddr>) = candidates
             .into_iter()
             .partition(|n| self.nodes.is_failing(n));
-        let (mut candidates, connecting): (Vec<NodeAddr>, Vec<NodeAddr>) =
+        let (connected, connecting): (Vec<NodeAddr>, Vec<NodeAddr>) =
             rest.into_iter().partition(|n| self.nodes.is_ready(n));
-        candidates.sort_by_cached_key(|n| std::cmp::Reverse(self.nodes.answered_at(n, now)));
+        let (stalled, mut candidates): (Vec<NodeAddr>, Vec<NodeAddr>) = connected
+            .into_iter()
+            .partition(|n| self.nodes.is_stalled(n, now, STALLED));
+        candidates.extend(stalled);
         candidates.extend(connecting);
         candidates.extend(failing);
         candidates.reverse();
@@ -235,7 +242,6 @@ impl Driver {
         self.refresh.failed_rounds = 0;
         self.refresh.last_error = None;
         let first = self.map.is_none();
-        let mut changed = false;
         // A map can differ without a visible change (shards listed in another order after a
         // MOVED patch, a replica re-attached): adopt it silently then. The diff (a walk over
         // every slot) is only worked out when the map changed: most refreshes find the same map.
@@ -247,7 +253,7 @@ impl Driver {
             // Only a visible change (a slot moved, a node came or went) can end a wait for the
             // cluster: a map that differs only in the order of its shards, or in which shard a
             // replica is listed under, must not resend anything.
-            changed = !first && !change.is_empty();
+            let changed = !first && !change.is_empty();
             let map = Arc::new(next);
             self.map = Some(map.clone());
             if first || !change.is_empty() {
@@ -256,6 +262,11 @@ impl Driver {
             let nodes = map.nodes();
             for n in &nodes {
                 self.nodes.ensure(n);
+            }
+            // Before the table is pruned: a node outside the new map kept only by requests
+            // parked for it would otherwise stay until the next change.
+            if changed {
+                self.wake_backoffs();
             }
             self.nodes.retain_busy_or(&nodes);
             if first {
@@ -267,9 +278,6 @@ impl Driver {
         }
         self.finish_round();
         self.release_awaiting();
-        if changed {
-            self.wake_backoffs();
-        }
         if first {
             self.ps_map_adopted();
         } else {

@@ -52,6 +52,7 @@ impl Driver {
     /// back at its first step — those parked for a node that is not connected (a dead or
     /// unreachable master: `Nodes::unpark_unconnected`), then those waiting out a retry after
     /// CLUSTERDOWN, MASTERDOWN, READONLY or a lost node, in the order they began to wait.
+    /// (Requests pinned to a node — a fan-out part, a topology query — are parked there again.)
     /// During a failover the whole cluster answers CLUSTERDOWN until a replica is promoted; a
     /// request that had reached the 250 ms step would otherwise sit out most of it after the
     /// promotion, and one issued early in the outage could reach its commandTimeout just after
