@@ -71,6 +71,11 @@ async function role(port) {
   return info;
 }
 
+/** What the node at `port` says of the cluster: 'ok', or 'fail' while it refuses every key. */
+async function clusterState(port, timeoutMs = 500) {
+  return parseInfo(await sendCommand(port, ['CLUSTER', 'INFO'], { timeoutMs })).cluster_state;
+}
+
 /** Ports of the masters that own slots, sorted (majority view of the live nodes). */
 async function masterPorts(cluster) {
   return (await cluster.masters()).map((m) => m.port).sort((a, b) => a - b);
@@ -146,6 +151,7 @@ module.exports = {
   freshCluster,
   nodeId,
   role,
+  clusterState,
   masterPorts,
   inRanges,
   healthy,

@@ -80,7 +80,7 @@ function clusterDownWatch(ports) {
       let down = false;
       for (const port of ports) {
         try {
-          if (c.parseInfo(await c.sendCommand(port, ['CLUSTER', 'INFO'], { timeoutMs: 200 })).cluster_state === 'fail') down = true;
+          if ((await c.clusterState(port, 200)) === 'fail') down = true;
         } catch (_) {
           // no answer: no evidence either way
         }
@@ -136,7 +136,7 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) 
     ctx.figures.promotionMs = Date.now() - ctx.faultAt;
     await c.until(async () => {
       for (const port of others) {
-        if (c.parseInfo(await c.sendCommand(port, ['CLUSTER', 'INFO'], { timeoutMs: 500 })).cluster_state !== 'ok') return false;
+        if ((await c.clusterState(port)) !== 'ok') return false;
       }
       return true;
     }, { timeout: 10000, interval: 20, what: 'the untouched masters to report cluster_state:ok' });
@@ -174,7 +174,7 @@ function unaffectedErrors(ctx, f) {
     o.code === 'TIMEOUT' && /after CLUSTERDOWN/.test(o.why || '') && down.some(([a, b]) => a <= o.t1 && b >= o.t1 - HEALED_MARGIN_MS);
   const failed = ctx.wl.ops.filter((o) => o.t0 >= ctx.faultAt && o.st !== 'ok' && unaffected(o));
   f.unaffectedClusterDown = failed.filter(clusters).length;
-  const w = window(ctx.wl, ctx.faultAt, Infinity, (o) => unaffected(o) && !(o.st !== 'ok' && clusters(o)));
+  const w = window(ctx.wl, ctx.faultAt, Infinity, (o) => unaffected(o) && !clusters(o));
   f.unaffectedErrors = w.fail + w.info;
   if (f.unaffectedErrors) {
     f.unaffectedCodes = w.codes;
@@ -263,7 +263,7 @@ const R12 = {
     const stopAt = Date.now();
     for (const m of paused) await ctx.cluster.killNode(m.port, 'SIGSTOP');
     // The survivor declares the cluster down once it sees the others unreachable (node timeout).
-    await c.until(async () => c.parseInfo(await c.sendCommand(masters[2].port, ['CLUSTER', 'INFO'], { timeoutMs: 500 })).cluster_state === 'fail', {
+    await c.until(async () => (await c.clusterState(masters[2].port)) === 'fail', {
       timeout: 10000,
       what: 'the surviving master to report cluster_state:fail',
     });

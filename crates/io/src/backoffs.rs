@@ -38,16 +38,15 @@ impl Backoffs {
     /// The map changed: ends every wait that was for that, and returns (key, generation) of
     /// each in the order the waits began.
     pub(crate) fn wake(&mut self) -> Vec<(usize, u64)> {
-        let mut woken: Vec<(u64, usize, u64)> = self
-            .waiting
-            .iter()
-            .filter(|(_, w)| w.2)
-            .map(|(&key, &(token, gen, _))| (token, key, gen))
-            .collect();
+        let mut woken = Vec::new();
+        self.waiting
+            .retain(|&key, &mut (token, gen, on_map_change)| {
+                if on_map_change {
+                    woken.push((token, key, gen));
+                }
+                !on_map_change
+            });
         woken.sort_unstable();
-        for (_, key, _) in &woken {
-            self.waiting.remove(key);
-        }
         woken.into_iter().map(|(_, key, gen)| (key, gen)).collect()
     }
 }

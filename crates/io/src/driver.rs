@@ -291,6 +291,11 @@ impl Driver {
         self.entries.get(key)?.as_ref().filter(|e| e.gen == gen)
     }
 
+    /// Like `entry`, for changing it.
+    pub fn entry_mut(&mut self, (key, gen): Ticket) -> Option<&mut Entry> {
+        self.entries.get_mut(key)?.as_mut().filter(|e| e.gen == gen)
+    }
+
     fn take(&mut self, key: usize) -> Option<Entry> {
         let e = self.entries.get_mut(key)?.take()?;
         self.free.push(key);

@@ -122,18 +122,18 @@ impl Driver {
         // connection but stops answering), then the ones not connected yet, then those whose
         // connection just failed. Asking a dead master first would stall the round on its
         // reconnect backoff, and a frozen one on the query timeout (2 s), exactly when a fresh
-        // map matters most (failover).
-        let (failing, rest): (Vec<NodeAddr>, Vec<NodeAddr>) = candidates
-            .into_iter()
-            .partition(|n| self.nodes.is_failing(n));
-        let (connected, connecting): (Vec<NodeAddr>, Vec<NodeAddr>) =
-            rest.into_iter().partition(|n| self.nodes.is_ready(n));
-        let (stalled, mut candidates): (Vec<NodeAddr>, Vec<NodeAddr>) = connected
-            .into_iter()
-            .partition(|n| self.nodes.is_stalled(n, now, STALLED));
-        candidates.extend(stalled);
-        candidates.extend(connecting);
-        candidates.extend(failing);
+        // map matters most (failover). The sort is stable: within a group the order stays.
+        candidates.sort_by_cached_key(|n| {
+            if self.nodes.is_failing(n) {
+                3
+            } else if !self.nodes.is_ready(n) {
+                2
+            } else if self.nodes.is_stalled(n, now, STALLED) {
+                1
+            } else {
+                0
+            }
+        });
         candidates.reverse();
         self.refresh.candidates = candidates;
         self.try_next_candidate();

@@ -63,13 +63,10 @@ impl Driver {
     pub(crate) fn wake_backoffs(&mut self) {
         let parked = self.nodes.unpark_unconnected();
         let woken = self.backoffs.wake();
-        for (key, gen) in parked.into_iter().chain(woken) {
-            let Some(e) = self.entries.get_mut(key).and_then(|e| e.as_mut()) else {
-                continue;
-            };
-            if e.gen == gen {
+        for ticket in parked.into_iter().chain(woken) {
+            if let Some(e) = self.entry_mut(ticket) {
                 e.req.rewind_backoff();
-                self.dispatch(key);
+                self.dispatch(ticket.0);
             }
         }
     }
