@@ -118,7 +118,7 @@ async function main() {
 
   // --- Fault scenarios (issue 6, RELIABILITY.md §1-§2) ---------------------------------------
   // The quick subset (R1 baseline 10 s, R2 failover of one shard, R6 manual migration, R7 MOVED
-  // loop, R16 seeds partly down), each on a fresh cluster of its own: ~1.5 min. Each scenario
+  // loop, R16 seeds partly down, R18 READONLY), each on a fresh cluster of its own: ~1.7 min. Each scenario
   // counts as one test (the runner ends with `# pass N` / `# fail M`). `npm run test:faults`
   // runs all of them.
   console.log('# fault scenarios: faults/run.js --quick');

@@ -1,3 +1,5 @@
+// Stale routes to a master that is no longer one.
+//
 // R4b, the stale primary made deterministic: a master is SIGSTOPped until its replica is
 // promoted and the client has re-routed; then writes are pinned to the old master through its
 // node handle, followed by WAIT, and the old master is continued. Whatever the old master
@@ -89,4 +91,86 @@ const R4b = {
   },
 };
 
-module.exports = [R4b];
+// R18: a write reaches a demoted master through a stale map and is answered READONLY. With
+// replica reads on (`slaves: 'share'`) every connection of the client is in READONLY mode. A
+// demoted master answers MOVED for a command the server flags as a write, but it runs an EVAL
+// (not flagged as a write) for a slot its own master serves, and the script's SET is refused
+// with READONLY: nothing ran, a definite failure. The client must refresh once and run the script
+// on the new master. The periodic refresh is off, so the map is still the old one when the EVAL is
+// sent (checked: no refresh since the failover, and the old master counts READONLY errors).
+// It may count two: the map can take longer to come than the first 25 ms backoff step (in runs on
+// the 2-core VM, the master asked answered 26–30 ms after the EVAL when the EVAL followed the
+// demotion at once, ~2 ms when it came 300 ms later), and the resend then meets the old route
+// once more. That costs a round trip and changes nothing: READONLY means the script did not run.
+const SET_SCRIPT = "return redis.call('SET', KEYS[1], ARGV[1])";
+
+async function readonlyErrors(port) {
+  const info = c.parseInfo(await c.sendCommand(port, ['INFO', 'errorstats'], { timeoutMs: 2000 }));
+  const m = /count=(\d+)/.exec(info.errorstat_READONLY || '');
+  return m ? Number(m[1]) : 0;
+}
+
+const R18 = {
+  id: 'R18',
+  title: 'READONLY',
+  fault: "`CLUSTER FAILOVER` with the periodic refresh off, then an EVAL that writes, sent by the stale map to the demoted master over a READONLY connection (`slaves: 'share'`)",
+  must: 'refresh and retry (definite failure)',
+  passFigure: 'exactly 1 refresh; write succeeds',
+  quick: true,
+  summary: (f) =>
+    `old master answered READONLY ${f.readonlyErrors}×, refreshes for the write ${f.writeRefreshes}, new map after ${f.mapMs} ms, ` +
+    `EVAL → ${f.evalResult} after ${f.evalMs} ms, new master holds ${f.newMasterValue}`,
+  client: { slaves: 'share', slotInterval: 60000, commandTimeout: 5000 },
+  workload: false,
+  async run(ctx) {
+    const { client, figures } = ctx;
+    const victim = (await ctx.cluster.masters())[0];
+    const replica = victim.replicas[0];
+    ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
+    const key = keyIn(c.inRanges(victim.slots), 'r18:');
+    const slot = RedisClustr.keySlot(key);
+    // The client routes the key to the victim and holds a connection to it.
+    const first = await cb2p((cb) => client.eval(SET_SCRIPT, 1, key, 'before', cb));
+    if (first.err) throw new Error(`EVAL before the failover failed: ${first.err.message}`);
+    await c.replicasInSync(ctx.cluster, victim.port);
+
+    await c.sendCommand(replica, ['CLUSTER', 'FAILOVER'], { timeoutMs: 5000 });
+    // Both sides agree: the replica is master, and the old master runs as its replica and knows
+    // the slot's new owner (before that it would still accept the write itself).
+    const replicaId = await c.nodeId(replica);
+    await c.until(async () => {
+      const r = await c.role(victim.port);
+      if (r.role !== 'slave' || Number(r.master_port) !== replica) return false;
+      const nodes = String(await c.sendCommand(victim.port, ['CLUSTER', 'NODES'], { timeoutMs: 1000 }));
+      return nodes.split('\n').some((l) => l.startsWith(replicaId) && / master /.test(l) && / connected \d/.test(l));
+    }, { timeout: 15000, what: `${victim.port} demoted under ${replica}` });
+
+    const before = client.stats().refreshes;
+    figures.staleMap = client.slots[slot][0].port === victim.port;
+    const errorsBefore = await readonlyErrors(victim.port);
+    const sentAt = process.hrtime.bigint();
+    const sinceSent = () => Math.round(Number(process.hrtime.bigint() - sentAt) / 1e5) / 10;
+    client.once('topology', () => {
+      figures.mapMs = sinceSent();
+    });
+    const r = await cb2p((cb) => client.eval(SET_SCRIPT, 1, key, 'after', cb));
+    figures.evalMs = sinceSent();
+    figures.evalResult = r.err ? `error ${r.err.code}: ${r.err.message}` : JSON.stringify(r.value);
+    figures.writeRefreshes = client.stats().refreshes - before;
+    figures.readonlyErrors = (await readonlyErrors(victim.port)) - errorsBefore;
+    figures.newMasterValue = await c.sendCommand(replica, ['GET', key], { timeoutMs: 2000 });
+    figures.mapFollowed = client.slots[slot][0].port === replica;
+    await c.healthy(ctx.cluster);
+  },
+  check(ctx, f) {
+    // Without these the write never met READONLY, and the figures below would prove nothing.
+    if (!f.staleMap) ctx.fail("the client's map had moved to the new master before the write (the route was not stale)");
+    if (!(f.readonlyErrors >= 1)) ctx.fail(`the old master answered READONLY ${f.readonlyErrors} times (want at least 1)`);
+    if (f.evalResult !== '"OK"') ctx.fail(`the EVAL answered ${f.evalResult} (want OK)`);
+    if (f.writeRefreshes !== 1) ctx.fail(`${f.writeRefreshes} refreshes for the write (want exactly 1)`);
+    if (f.newMasterValue !== 'after') ctx.fail(`the new master holds ${JSON.stringify(f.newMasterValue)} (want "after")`);
+    if (!f.mapFollowed) ctx.fail("the client's map does not route the slot to the new master");
+  },
+};
+
+module.exports = [R4b, R18];
