@@ -39,6 +39,9 @@ pub(crate) struct Refresh {
     causes: Vec<(String, String, String)>,
     failed_rounds: u32,
     last_error: Option<Error>,
+    /// Requests (key, generation) that met READONLY and whose backoff ended while this round
+    /// was still asking: sent again when the round ends (see `Driver::backoff_over`).
+    pub after_round: Vec<(usize, u64)>,
 }
 
 impl Refresh {
@@ -216,15 +219,33 @@ impl Driver {
         self.try_next_candidate();
     }
 
+    /// Whether a refresh round is asking the nodes now, or one is due (held back by the rate
+    /// limit, or by the pause after a round that failed).
+    pub(crate) fn refreshing(&self) -> bool {
+        self.refresh.in_flight || self.refresh.timer_armed
+    }
+
     fn finish_round(&mut self) {
         self.refresh.in_flight = false;
+        self.send_after_round();
         if std::mem::take(&mut self.refresh.again) {
             self.request_refresh();
         }
     }
 
+    /// The round ended (with a map, the same or a new one, or with none): the requests held for
+    /// it go out, routed by whatever map the client has now.
+    fn send_after_round(&mut self) {
+        for ticket in std::mem::take(&mut self.refresh.after_round) {
+            if self.entry(ticket).is_some() {
+                self.dispatch(ticket.0);
+            }
+        }
+    }
+
     fn round_failed(&mut self) {
         self.refresh.in_flight = false;
+        self.send_after_round();
         self.refresh.again = false;
         self.refresh.failed_rounds += 1;
         if self.map.is_none() {

@@ -261,3 +261,62 @@ async fn a_refresh_asks_a_node_that_answers_before_a_frozen_one() {
     );
     assert_no_io_panic();
 }
+
+/// a was demoted: it refuses the write with READONLY (twice, if asked twice), and its map,
+/// asked by the refresh READONLY starts, gives trigger's slot to b, but only after 80 ms (a node
+/// busy with its cluster config after a failover; seen in R18). The first backoff step (25 ms)
+/// ends well before: the request must wait for that round, not meet a again. `idle` is how long
+/// the client has been ready when the write goes: under 100 ms the round is held back by the
+/// rate limit (the discovery round was just now), over it the round starts at once.
+async fn readonly_waits_for_the_round(idle: Duration) {
+    let a = Server::start().await;
+    let b = Server::start().await;
+    let readonly =
+        || Hostile::Send(b"-READONLY You can't write against a read only replica.\r\n".to_vec());
+    a.script(readonly());
+    a.script(readonly());
+    let (kept, moved) = halves(&a, &b);
+    // `halves` puts trigger's half on a: swap the owners.
+    let to_b = slots_reply(&[
+        (kept.0, kept.1, kept.2, moved.3),
+        (moved.0, moved.1, moved.2, kept.3),
+    ]);
+    b.st().slots = Some(to_b.clone());
+    a.st().flip = Some(Flip {
+        after: 1,
+        slots: to_b,
+        then: None,
+    });
+    let mut h = Harness::start_with(&a, true, |c| c.slot_interval_ms = Some(60_000)).await;
+    tokio::time::sleep(idle).await;
+    let asked_before = a.st().slots_served + b.st().slots_served;
+    a.st().slow_slots = Some(Duration::from_millis(80));
+
+    let got = h.set(b"trigger").await;
+    assert_eq!(got, Ok(Reply::Status("OK".into())));
+    // Refused once, then written on b once the map came. Sent again at the end of its backoff,
+    // it would have been refused a second time (a answers it after the late map), and that
+    // refusal would have asked for another round 100 ms later.
+    assert_eq!(
+        a.served(b"trigger").len(),
+        1,
+        "a was asked again before the map came"
+    );
+    assert_eq!(b.served(b"trigger").len(), 1);
+    // That round would come at least 100 ms after the first began (the rate limit): absent
+    // 250 ms after the write, it never came.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let rounds = a.st().slots_served + b.st().slots_served - asked_before;
+    assert_eq!(rounds, 1, "refresh rounds for one READONLY");
+    assert_no_io_panic();
+}
+
+#[tokio::test]
+async fn a_request_refused_readonly_waits_for_the_refresh_round_asking_before_it_is_sent_again() {
+    readonly_waits_for_the_round(Duration::from_millis(150)).await;
+}
+
+#[tokio::test]
+async fn a_request_refused_readonly_waits_for_the_refresh_round_the_rate_limit_holds_back() {
+    readonly_waits_for_the_round(Duration::ZERO).await;
+}

@@ -57,6 +57,9 @@ pub struct State {
     /// A frozen host: past the handshake (PING, AUTH, READONLY) nothing is answered, topology
     /// queries included; commands are still logged.
     pub mute: bool,
+    /// CLUSTER SLOTS is answered this late, and nothing else on that connection meanwhile (a
+    /// node busy saving its cluster config after a failover).
+    pub slow_slots: Option<Duration>,
 }
 
 /// The cluster changes under the client: the first CLUSTER SLOTS asked once `after` commands on
@@ -161,11 +164,14 @@ impl Server {
                         let args: Vec<Vec<u8>> =
                             cmd.iter().map(|a| a.as_bytes().unwrap_or_default().to_vec()).collect();
                         let (out, then) = self.respond(idx, args);
+                        if let Then::Late(after) = then {
+                            tokio::time::sleep(after).await;
+                        }
                         if wr.write_all(&out).await.is_err() {
                             return closed(&self);
                         }
                         match then {
-                            Then::Stay => {}
+                            Then::Stay | Then::Late(_) => {}
                             Then::Close => return,
                             Then::Trickle(bytes, every) => {
                                 // One byte per tick; the client closing shows as EOF on the
@@ -235,8 +241,9 @@ impl Server {
                     st.flipped_at = Some(Instant::now());
                 }
                 let custom = st.slots.clone();
+                let then = st.slow_slots.map_or(Then::Stay, Then::Late);
                 drop(st);
-                (custom.unwrap_or_else(|| self.good_slots()), Then::Stay)
+                (custom.unwrap_or_else(|| self.good_slots()), then)
             }
             (cmd, _) => {
                 let mut st = self.st();
@@ -264,6 +271,8 @@ enum Then {
     Stay,
     Close,
     Trickle(Vec<u8>, Duration),
+    /// Written after this long (the answer, not what follows it).
+    Late(Duration),
 }
 
 /// A CLUSTER SLOTS reply: one range per (start, end, host, port).
