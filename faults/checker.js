@@ -30,7 +30,7 @@ const promisify = (fn) => new Promise((resolve, reject) => fn((err, v) => (err ?
  */
 async function checkFinalState(client, wl) {
   const deadline = Date.now() + 20000;
-  const out = { lost: 0, lostCounters: 0, lostList: 0, lostW3: wl.w3Lost, duplicate: 0, phantom: 0, noack: 0, durableLost: 0, wrongFinal: 0, samples: [] };
+  const out = { lost: 0, lostCounters: 0, lostList: 0, lostListAt: [], lostW3: wl.w3Lost, duplicate: 0, phantom: 0, noack: 0, durableLost: 0, wrongFinal: 0, samples: [] };
   const sample = (s) => {
     if (out.samples.length < 10) out.samples.push(s);
   };
@@ -91,6 +91,7 @@ async function checkFinalState(client, wl) {
       for (const [v, rec] of sent) {
         if (rec.st === 'ok' && !seen.has(v)) {
           out.lostList++;
+          out.lostListAt.push(rec.t0);
           if (rec.durable) out.durableLost++;
           sample(`${k}: acknowledged ${v} missing${rec.durable ? ' (WAIT-durable)' : ''}`);
         }

@@ -9,6 +9,7 @@
 const net = require('net');
 const { startCluster, ensureRedis, sendCommand, parseInfo } = require('../scripts/cluster');
 const { pickBasePort, runRedisCli } = require('../scripts/cluster/start-cluster');
+const { TLS_OFFSET } = require('../scripts/cluster/tls');
 
 const HOST = '127.0.0.1';
 
@@ -34,14 +35,27 @@ function at(t) {
   return ms > 0 ? new Promise((r) => setTimeout(r, ms)) : Promise.resolve();
 }
 
+// In a TLS run (faults/run.js --tls) redis-cli goes over TLS to the nodes' TLS ports. With
+// `tls-cluster yes` a node opens its MIGRATE connections with TLS, to the port redis-cli names,
+// which must then be a TLS port; over plaintext CLUSTER NODES lists the plaintext ones.
+let tlsCa = null;
+
+/** TLS for the redis-cli commands that follow (certificates from scripts/cluster/tls.js, or null). */
+function useTls(certs) {
+  tlsCa = certs ? certs.file('ca.crt') : null;
+}
+
+/** A node as redis-cli's cluster commands should name it. */
+const cliAddr = (port) => `${HOST}:${tlsCa ? port + TLS_OFFSET : port}`;
+
 function cli(args, timeoutMs) {
-  return runRedisCli(ensureRedis().redisCli, args, timeoutMs);
+  return runRedisCli(ensureRedis().redisCli, tlsCa ? ['--tls', '--cacert', tlsCa, ...args] : args, timeoutMs);
 }
 
 /** `redis-cli --cluster check`: full coverage and no open slots, else throws with its output. */
 async function check(port) {
   // eslint-disable-next-line no-control-regex
-  const out = (await cli(['--cluster', 'check', `${HOST}:${port}`])).replace(/\x1b\[[0-9;]*m/g, '');
+  const out = (await cli(['--cluster', 'check', cliAddr(port)])).replace(/\x1b\[[0-9;]*m/g, '');
   // Open slots and uncovered slots are reported as [WARNING] / [ERR] lines.
   if (!/\[OK\] All 16384 slots covered/.test(out) || /\[ERR\]|\[WARNING\]/.test(out)) {
     throw new Error(`redis-cli --cluster check ${port} is not clean:\n${out}`);
@@ -120,7 +134,7 @@ async function addNode(cluster) {
     if (await portFree(p)) port = p;
   }
   await cluster.spawnNode(port);
-  await cli(['--cluster', 'add-node', `${HOST}:${port}`, `${HOST}:${cluster.seeds[0].port}`]);
+  await cli(['--cluster', 'add-node', cliAddr(port), cliAddr(cluster.seeds[0].port)]);
   const total = cluster.nodes.length;
   await until(async () => {
     const infos = await Promise.all(cluster.nodes.map((n) => sendCommand(n.port, ['CLUSTER', 'INFO'], { timeoutMs: 1000 })));
@@ -132,18 +146,19 @@ async function addNode(cluster) {
 /** `redis-cli --cluster reshard` of `slots` slots from `from` ('all' or ids) to node id `to`. */
 function reshard(viaPort, { from = 'all', to, slots }) {
   return cli([
-    '--cluster', 'reshard', `${HOST}:${viaPort}`,
+    '--cluster', 'reshard', cliAddr(viaPort),
     '--cluster-from', from, '--cluster-to', to, '--cluster-slots', String(slots), '--cluster-yes',
   ], 120000);
 }
 
 /** `redis-cli --cluster del-node`: forgets the (empty) node everywhere and resets it. */
 function delNode(viaPort, id) {
-  return cli(['--cluster', 'del-node', `${HOST}:${viaPort}`, id]);
+  return cli(['--cluster', 'del-node', cliAddr(viaPort), id]);
 }
 
 module.exports = {
   HOST,
+  useTls,
   until,
   at,
   cli,

@@ -24,6 +24,11 @@ function installHooks() {
 
 const panicCount = () => (typeof binding.panicCount === 'function' ? binding.panicCount() : 0);
 
+function outsideHeap() {
+  const m = process.memoryUsage();
+  return m.rss - m.heapTotal;
+}
+
 class Monitor {
   constructor() {
     this._h = installHooks();
@@ -31,9 +36,11 @@ class Monitor {
     this._samplesFrom = this._h.samples.length;
     this.rssStart = process.memoryUsage().rss;
     this.rssMax = this.rssStart;
-    this._timer = setInterval(() => {
-      this.rssMax = Math.max(this.rssMax, process.memoryUsage().rss);
-    }, 500);
+    // RSS outside V8's heap: the client's native side (Rust allocations, buffers), without the
+    // op log and list records a long run piles up in the JS heap (the soak checks this one).
+    this.outsideHeapStart = outsideHeap();
+    this.outsideHeapMax = this.outsideHeapStart;
+    this._timer = setInterval(() => this._sample(), 500);
     this._timer.unref();
     this.topologyEvents = 0;
     this.client = null;
@@ -64,9 +71,14 @@ class Monitor {
     };
   }
 
+  _sample() {
+    this.rssMax = Math.max(this.rssMax, process.memoryUsage().rss);
+    this.outsideHeapMax = Math.max(this.outsideHeapMax, outsideHeap());
+  }
+
   stop() {
     clearInterval(this._timer);
-    this.rssMax = Math.max(this.rssMax, process.memoryUsage().rss);
+    this._sample();
   }
 }
 

@@ -50,7 +50,7 @@ class Workload {
     this.ops = [];
     /** counter key -> {ok, info, fail} (INCRs by class) */
     this.counters = new Map();
-    /** list key -> Map(value -> {st, durable}) */
+    /** list key -> Map(value -> {st, durable, t0: when it was sent}) */
     this.lists = new Map();
     this.wrong = 0;
     this.wrongSamples = [];
@@ -250,7 +250,7 @@ class Workload {
     const slot = slotOf(key);
     const value = `${key}|${w}:${seq}`;
     const list = this._list(key);
-    const entry = { st: 'pending', durable: false };
+    const entry = { st: 'pending', durable: false, t0: Date.now() };
     list.set(value, entry);
     const ownerBefore = this._owner(slot);
     const r = await this._op('rpush', slot, (cb) => this.client.rpush(key, value, cb));
@@ -323,7 +323,7 @@ class Workload {
     const slot = slotOf(n);
     const value = `${l}|${w}:${seq}`;
     const c = this._counter(n);
-    const entry = { st: 'pending', durable: false };
+    const entry = { st: 'pending', durable: false, t0: Date.now() };
     this._list(l).set(value, entry);
     const r = await this._op('tx', slot, (cb) => this.client.transaction().incr(n).rpush(l, value).exec(cb));
     c[r.st]++;

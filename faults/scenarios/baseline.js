@@ -9,6 +9,7 @@ const R1 = {
   must: 'route by slot, pipeline/multiplex',
   passFigure: 'N ≥ 40,000; all global conditions; 0 fail/info',
   quick: true,
+  tls: true,
   async run(ctx) {
     await ctx.at(ctx.quick ? 10000 : 20000);
   },

@@ -8,11 +8,12 @@ const c = require('../cluster');
 const { window } = require('../checker');
 const { cpuMeter } = require('../monitor');
 
-// Waits until the client's own slot map names `port` as the owner of `slot`.
-const clientFollows = (client, slot, port, what) =>
+// Waits until the client's own slot map names node `port` as the owner of `slot` (over TLS the
+// client knows the node by its TLS port).
+const clientFollows = (ctx, slot, port, what) =>
   c.until(() => {
-    const s = client.slots[slot];
-    return s && s[0] && s[0].port === port;
+    const s = ctx.client.slots[slot];
+    return s && s[0] && s[0].port === ctx.clientPort(port);
   }, { timeout: 10000, what });
 
 const R2 = {
@@ -23,6 +24,7 @@ const R2 = {
   must: 'follow MOVED transparently; refresh the map once per event',
   passFigure: 'N ≥ 40,000 acked writes, 0 lost, 0 fail, 0 info; max latency ≤ 2 s; ≤ 3 refreshes per failover',
   quick: true,
+  tls: true,
   // Periodic refresh off (60 s) so that the refreshes counted per failover are the event-driven
   // ones the pass figure is about (with a 1 s period every window would hold ~8 periodic ones).
   client: { slotInterval: 60000 },
@@ -45,7 +47,7 @@ const R2 = {
       await c.sendCommand(replica, ['CLUSTER', 'FAILOVER']);
       await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 10000, what: `replica ${replica} promoted` });
       const promotedMs = Date.now() - tF;
-      await clientFollows(ctx.client, m.slots[0][0], replica, `the client to route shard ${m.port} to ${replica}`);
+      await clientFollows(ctx, m.slots[0][0], replica, `the client to route shard ${m.port} to ${replica}`);
       const followedMs = Date.now() - tF;
       await c.healthy(ctx.cluster);
       // Refreshes this event caused: counted until just before the next event, or for the last

@@ -1,6 +1,6 @@
 // Every fault scenario, in ID order (R1, R2, ..., R4, R4b, R5, ...). A scenario is {id, title, fault, must,
-// passFigure, quick?, cluster?, client?, workload?, run(ctx), check?(ctx, figures),
-// summary(figures)}; see faults/harness.js for what ctx holds.
+// passFigure, quick?, tls? (has a TLS run), cluster?, client?, workload?, run(ctx),
+// check?(ctx, figures), summary(figures)}; see faults/harness.js for what ctx holds.
 'use strict';
 
 module.exports = [

@@ -39,6 +39,7 @@ const R5 = {
   fault: '`redis-cli --cluster reshard --cluster-from all --cluster-slots 1500` to one master at t = 5 s, then to another',
   must: 'follow ASK with ASKING back-to-back; patch the map on MOVED; TRYAGAIN backoff for W3',
   passFigure: 'N ≥ 60,000; 0 lost, 0 fail for W1/W2 (W3 TRYAGAIN absorbed); no key on two masters',
+  tls: true,
   async run(ctx) {
     const masters = await ctx.cluster.masters();
     ctx.faultAt = 0; // no outage expected: recovery time is not a figure here

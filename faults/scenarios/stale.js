@@ -18,6 +18,15 @@ function keyIn(affected, prefix) {
   for (let i = 0; ; i++) if (affected(RedisClustr.keySlot(`${prefix}${i}`))) return `${prefix}${i}`;
 }
 
+// The first master is the victim; its first replica will take over, so the run ends with it
+// among the masters instead (anything else is an unplanned failover, see harness.js).
+async function firstMasterWillFailOver(ctx) {
+  const victim = (await ctx.cluster.masters())[0];
+  const replica = victim.replicas[0];
+  ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
+  return { victim, replica };
+}
+
 const R4b = {
   id: 'R4b',
   title: 'stale primary, deterministic',
@@ -32,9 +41,7 @@ const R4b = {
   workload: false,
   async run(ctx) {
     const { client, figures } = ctx;
-    const victim = (await ctx.cluster.masters())[0];
-    const replica = victim.replicas[0];
-    ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
+    const { victim, replica } = await firstMasterWillFailOver(ctx);
     const affected = c.inRanges(victim.slots);
     const kp = keyIn(affected, 'r4b:pinned:');
     const kc = keyIn(affected, 'r4b:cluster:');
@@ -124,9 +131,7 @@ const R18 = {
   workload: false,
   async run(ctx) {
     const { client, figures } = ctx;
-    const victim = (await ctx.cluster.masters())[0];
-    const replica = victim.replicas[0];
-    ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
+    const { victim, replica } = await firstMasterWillFailOver(ctx);
     const key = keyIn(c.inRanges(victim.slots), 'r18:');
     const slot = RedisClustr.keySlot(key);
     // The client routes the key to the victim and holds a connection to it.
