@@ -45,8 +45,11 @@ function useTls(certs) {
   tlsCa = certs ? certs.file('ca.crt') : null;
 }
 
+/** The port the client (and redis-cli) use for the node whose plaintext port is `port`. */
+const tlsPort = (port) => (tlsCa ? port + TLS_OFFSET : port);
+
 /** A node as redis-cli's cluster commands should name it. */
-const cliAddr = (port) => `${HOST}:${tlsCa ? port + TLS_OFFSET : port}`;
+const cliAddr = (port) => `${HOST}:${tlsPort(port)}`;
 
 function cli(args, timeoutMs) {
   return runRedisCli(ensureRedis().redisCli, tlsCa ? ['--tls', '--cacert', tlsCa, ...args] : args, timeoutMs);
@@ -83,6 +86,19 @@ const nodeId = (port) => sendCommand(port, ['CLUSTER', 'MYID'], { timeoutMs: 200
 async function role(port) {
   const info = parseInfo(await sendCommand(port, ['INFO', 'replication'], { timeoutMs: 1000 }));
   return info;
+}
+
+/** Waits until the replica at `port` runs as a master (a failover's promotion). */
+function promoted(port, timeout = 20000) {
+  return until(async () => (await role(port)).role === 'master', { timeout, interval: 20, what: `replica ${port} promoted` });
+}
+
+/** Waits until the node at `port` runs as a replica with its link up (a healed old master). */
+function backAsReplica(port, timeout = 20000) {
+  return until(async () => {
+    const r = await role(port);
+    return r.role === 'slave' && r.master_link_status === 'up';
+  }, { timeout, what: `${port} back as a replica` });
 }
 
 /** What the node at `port` says of the cluster: 'ok', or 'fail' while it refuses every key. */
@@ -159,6 +175,7 @@ function delNode(viaPort, id) {
 module.exports = {
   HOST,
   useTls,
+  tlsPort,
   until,
   at,
   cli,
@@ -166,6 +183,8 @@ module.exports = {
   freshCluster,
   nodeId,
   role,
+  promoted,
+  backAsReplica,
   clusterState,
   masterPorts,
   inRanges,

@@ -58,8 +58,6 @@ async function runScenario(def, opts = {}) {
   const clusterOptions = Object.assign({}, def.cluster || {});
   if (opts.tls) Object.assign(clusterOptions, { extraArgs: tlsArgs(opts.tls, 'optional'), portOffsets: [10000, TLS_OFFSET] });
   const cluster = await c.freshCluster(clusterOptions);
-  // The harness's own probes use the plaintext ports; the client knows each node by its TLS one.
-  const clientPort = (port) => (opts.tls ? port + TLS_OFFSET : port);
   let client = null;
   let wl = null;
   let mon = null;
@@ -69,7 +67,8 @@ async function runScenario(def, opts = {}) {
     mon = new Monitor();
     const clientOptions = Object.assign({}, CLIENT_DEFAULTS, def.client || {});
     if (opts.tls) clientOptions.redisOptions = { tls: { ca: opts.tls.ca } };
-    client = await connect(cluster.seeds.map((s) => ({ host: s.host, port: clientPort(s.port) })), clientOptions);
+    // The harness's own probes use the plaintext ports; the client knows each node by its TLS one.
+    client = await connect(cluster.seeds.map((s) => ({ host: s.host, port: c.tlsPort(s.port) })), clientOptions);
     mon.watch(client);
     client.on('error', (e) => {
       figures.errorEvents = (figures.errorEvents || 0) + 1;
@@ -80,7 +79,7 @@ async function runScenario(def, opts = {}) {
       client,
       mon,
       quick: !!opts.quick,
-      clientPort,
+      clientPort: c.tlsPort,
       figures,
       fail: (reason) => reasons.push(reason),
       expectMasters: mastersBefore,
@@ -111,7 +110,7 @@ async function runScenario(def, opts = {}) {
       const state = await checkFinalState(client, wl);
       figures.lost = state.lost;
       figures.lostDetail = { counters: state.lostCounters, lists: state.lostList, w3: state.lostW3, durable: state.durableLost };
-      if (state.lostListAt.length) ctx.lostListAt = state.lostListAt;
+      ctx.lostListAt = state.lostListAt;
       Object.assign(figures, {
         duplicate: state.duplicate,
         phantom: state.phantom,
@@ -175,4 +174,14 @@ async function runScenario(def, opts = {}) {
   );
 }
 
-module.exports = { runScenario, CLIENT_DEFAULTS, connect, quit };
+// For a scenario that fails the first master over: its first replica takes over, so the run
+// ends with that replica among the masters instead (anything else is an unplanned failover).
+async function firstMasterWillFailOver(ctx) {
+  const masters = await ctx.cluster.masters();
+  const victim = masters[0];
+  const replica = victim.replicas[0];
+  ctx.expectMasters = masters.map((m) => m.port).sort((a, b) => a - b).map((p) => (p === victim.port ? replica : p));
+  return { masters, victim, replica };
+}
+
+module.exports = { runScenario, CLIENT_DEFAULTS, connect, quit, firstMasterWillFailOver };

@@ -33,17 +33,6 @@ function rng(seed) {
 
 const pick = (rnd, xs) => xs[Math.floor(rnd() * xs.length)];
 
-async function promoted(replica, timeout = 20000) {
-  await c.until(async () => (await c.role(replica)).role === 'master', { timeout, interval: 20, what: `replica ${replica} promoted` });
-}
-
-async function backAsReplica(port) {
-  await c.until(async () => {
-    const r = await c.role(port);
-    return r.role === 'slave' && r.master_link_status === 'up';
-  }, { timeout: 30000, what: `${port} back as a replica` });
-}
-
 // Each fault injects and heals (the soak then waits for the cluster to be healthy), and may
 // return figures of its own. `m` is the victim master ({port, id, slots, replicas}) chosen from
 // the masters of the moment.
@@ -52,28 +41,28 @@ const FAULTS = {
     const r = m.replicas[0];
     await c.replicasInSync(ctx.cluster, m.port);
     await c.sendCommand(r, ['CLUSTER', 'FAILOVER'], { timeoutMs: 5000 });
-    await promoted(r, 10000);
+    await c.promoted(r, 10000);
   },
   async R3(ctx, m) {
     await c.replicasInSync(ctx.cluster, m.port);
     const killedAt = Date.now();
     await ctx.cluster.killNode(m.port, 'SIGKILL');
-    await promoted(m.replicas[0]);
+    await c.promoted(m.replicas[0]);
     await c.at(killedAt + 10000);
     await ctx.cluster.restartNode(m.port);
-    await backAsReplica(m.port);
+    await c.backAsReplica(m.port, 30000);
   },
   async R4(ctx, m) {
     await c.replicasInSync(ctx.cluster, m.port);
     const stoppedAt = Date.now();
     await ctx.cluster.killNode(m.port, 'SIGSTOP');
     try {
-      await promoted(m.replicas[0]);
+      await c.promoted(m.replicas[0]);
       await c.at(stoppedAt + 12000);
     } finally {
       await ctx.cluster.killNode(m.port, 'SIGCONT');
     }
-    await backAsReplica(m.port);
+    await c.backAsReplica(m.port, 30000);
   },
   async R5(ctx, m, rnd) {
     const masters = await ctx.cluster.masters();
@@ -115,16 +104,7 @@ const DEADLINE_MS = 1000;
 const REPLICATION_LAG_MS = 2000;
 
 /** Ops in flight at any moment of [from, to): issued before `to`, settled at or after `from`. */
-function inFlight(wl, from, to, filter = () => true) {
-  const w = { ops: 0, ok: 0, fail: 0, info: 0, codes: {} };
-  for (const o of wl.ops) {
-    if (o.t0 >= to || o.t1 < from || !filter(o)) continue;
-    w.ops++;
-    w[o.st]++;
-    if (o.code) w.codes[o.code] = (w.codes[o.code] || 0) + 1;
-  }
-  return w;
-}
+const inFlight = (wl, from, to, filter = () => true) => window(wl, -Infinity, to, (o) => o.t1 >= from && filter(o));
 
 // A fault kind's own rule (from the pass figures of its scenario) over the ops in flight while
 // it was in force, including those already sent when it began; null when it holds.

@@ -7,6 +7,7 @@
 const c = require('../cluster');
 const { window } = require('../checker');
 const { cpuMeter } = require('../monitor');
+const { firstMasterWillFailOver } = require('../harness');
 
 // Waits until the client's own slot map names node `port` as the owner of `slot` (over TLS the
 // client knows the node by its TLS port).
@@ -45,7 +46,7 @@ const R2 = {
       const tF = Date.now();
       if (i === 0) ctx.faultAt = tF;
       await c.sendCommand(replica, ['CLUSTER', 'FAILOVER']);
-      await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 10000, what: `replica ${replica} promoted` });
+      await c.promoted(replica, 10000);
       const promotedMs = Date.now() - tF;
       await clientFollows(ctx, m.slots[0][0], replica, `the client to route shard ${m.port} to ${replica}`);
       const followedMs = Date.now() - tF;
@@ -108,10 +109,7 @@ function clusterDownWatch(ports) {
 // SIGKILL / SIGSTOP / DEBUG SLEEP of the first master, then heal; shared by R3, R4 and R11.
 // `signal` 'SLEEP' puts the master in `DEBUG SLEEP <sleepS>` instead (R11): it wakes by itself.
 async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) {
-  const masters = await ctx.cluster.masters();
-  const victim = masters[0];
-  const replica = victim.replicas[0];
-  ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
+  const { masters, victim, replica } = await firstMasterWillFailOver(ctx);
   ctx.affected = c.inRanges(victim.slots);
   await c.replicasInSync(ctx.cluster, victim.port);
   await ctx.at(faultAt);
@@ -134,7 +132,7 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) 
   const others = masters.slice(1).map((m) => m.port);
   const stopWatch = clusterDownWatch(others);
   try {
-    await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 20000, interval: 20, what: `replica ${replica} promoted` });
+    await c.promoted(replica);
     ctx.figures.promotionMs = Date.now() - ctx.faultAt;
     await c.until(async () => {
       for (const port of others) {
@@ -151,10 +149,7 @@ async function killMaster(ctx, { signal, healAt, faultAt = 10000, sleepS = 0 }) 
   if (signal === 'SIGKILL') await ctx.cluster.restartNode(victim.port);
   else if (signal === 'SLEEP') await sleeping;
   else await ctx.cluster.killNode(victim.port, 'SIGCONT');
-  await c.until(async () => {
-    const r = await c.role(victim.port);
-    return r.role === 'slave' && r.master_link_status === 'up';
-  }, { timeout: 20000, what: `old master ${victim.port} back as a replica` });
+  await c.backAsReplica(victim.port);
   await c.healthy(ctx.cluster);
   return victim;
 }

@@ -11,20 +11,12 @@
 const c = require('../cluster');
 const RedisClustr = require('../..');
 const { NodeHandle } = require('../../lib/node');
+const { firstMasterWillFailOver } = require('../harness');
 
 const cb2p = (fn) => new Promise((resolve) => fn((err, value) => resolve({ err, value })));
 
 function keyIn(affected, prefix) {
   for (let i = 0; ; i++) if (affected(RedisClustr.keySlot(`${prefix}${i}`))) return `${prefix}${i}`;
-}
-
-// The first master is the victim; its first replica will take over, so the run ends with it
-// among the masters instead (anything else is an unplanned failover, see harness.js).
-async function firstMasterWillFailOver(ctx) {
-  const victim = (await ctx.cluster.masters())[0];
-  const replica = victim.replicas[0];
-  ctx.expectMasters = (await c.masterPorts(ctx.cluster)).map((p) => (p === victim.port ? replica : p));
-  return { victim, replica };
 }
 
 const R4b = {
@@ -49,7 +41,7 @@ const R4b = {
     await c.replicasInSync(ctx.cluster, victim.port);
     await ctx.cluster.killNode(victim.port, 'SIGSTOP');
     const stopAt = Date.now();
-    await c.until(async () => (await c.role(replica)).role === 'master', { timeout: 20000, what: `replica ${replica} promoted` });
+    await c.promoted(replica);
     await c.until(() => {
       const s = client.slots[RedisClustr.keySlot(kc)];
       return s && s[0] && s[0].port === replica;
@@ -80,10 +72,7 @@ const R4b = {
     figures.waitResult = w.err ? `error ${w.err.code}` : JSON.stringify(w.value);
     figures.waitDurable = !w.err && Number.isInteger(w.value) && w.value >= 1;
 
-    await c.until(async () => {
-      const r = await c.role(victim.port);
-      return r.role === 'slave' && r.master_link_status === 'up';
-    }, { timeout: 20000, what: `old master ${victim.port} back as a replica` });
+    await c.backAsReplica(victim.port);
     await c.healthy(ctx.cluster);
     const final = await cb2p((cb) => client.get(kc, cb));
     figures.clusterFinal = final.err ? final.err.code : Number(final.value);

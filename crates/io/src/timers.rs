@@ -38,13 +38,13 @@ pub(crate) enum TimerKind {
 
 impl Driver {
     /// The timer of wait `token` of entry `key` fired: resends the entry if that wait is still
-    /// on and the entry is still the request that waited.
-    /// A retry's backoff ended. After READONLY (the node the map names as master was demoted)
-    /// the request waits for the refresh round that is asking or due: the map it has now would
-    /// send it to the same node, to be refused again, and that refusal would ask for one more
-    /// round. Seen in R18: the master asked for the map answered ~28 ms after a demotion, past
-    /// the 25 ms first step. Other causes go at once: the same node may answer differently a
-    /// moment later. The request's deadline still applies while it waits.
+    /// on and the entry is still the request that waited. After READONLY (the node the map
+    /// names as master was demoted) it waits instead for the refresh round that is asking or
+    /// due: the map it has now would send it to the same node, to be refused again, and that
+    /// refusal would ask for one more round. Seen in R18: the master asked for the map answered
+    /// ~28 ms after a demotion, past the 25 ms first step. Other causes go at once: the same node
+    /// may answer differently a moment later. The request's deadline still applies while it
+    /// waits.
     fn backoff_over(&mut self, key: usize, token: u64) {
         let Some(gen) = self.backoffs.end(key, token) else {
             return;
